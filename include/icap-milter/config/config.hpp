@@ -1,0 +1,83 @@
+// NAME
+//   config.hpp - the typed configuration snapshot
+// SUMMARY
+//   A Config is immutable once loaded; connections hold a
+//   std::shared_ptr<const Config>, and SIGHUP swaps in a new one.
+//   Every field is declared once, with its key, default, range and help,
+//   in the schema table (config/schema.cpp).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace icapm {
+
+// Action - what the milter does with a message.
+enum class Action { Accept, Reject, Discard, Tempfail };
+
+// to_string - "accept", "reject", "discard", "tempfail".
+const char* to_string(Action a) noexcept;
+
+struct Config {
+    // Daemon
+    std::string socket = "unix:/run/icap-milter/icap-milter.sock";
+    unsigned socket_mode = 0660;            // SocketMode (octal), unix sockets only
+    std::string socket_group;               // SocketGroup, empty = primary group of User
+    std::string user;                       // User, empty = do not change user
+    std::string pid_file = "/run/icap-milter/icap-milter.pid";
+    std::string temp_directory = "/var/tmp";
+    unsigned milter_timeout = 300;          // MilterTimeout, seconds (smfi_settimeout)
+
+    // Scanners
+    std::vector<std::string> icap_servers;  // IcapServer, repeatable URI
+    std::string tls_ca_file;                // TlsCAFile
+    std::string tls_ca_path;                // TlsCAPath
+    bool tls_verify = true;                 // TlsVerify
+    std::string tls_min_version = "1.2";    // TlsMinVersion: 1.2 | 1.3
+    std::chrono::milliseconds connect_timeout{10000}; // IcapConnectTimeout
+    std::chrono::milliseconds io_timeout{60000};      // IcapTimeout
+    unsigned scan_threads = 4;              // ScanThreads 1..256
+    unsigned max_queue_length = 1000;       // MaxQueueLength (scan items waiting)
+
+    // MIME and limits
+    std::uint64_t max_scan_size = 25ull << 20;   // MaxScanSize, decoded bytes per part
+    std::uint64_t spool_memory_limit = 1u << 20; // SpoolMemoryLimit
+    unsigned max_mime_depth = 16;           // MaxMimeDepth
+    unsigned max_mime_parts = 1000;         // MaxMimeParts
+
+    // Policy
+    Action on_infected = Action::Reject;    // OnInfected: reject | discard | accept
+    Action on_fail = Action::Tempfail;      // OnFail: tempfail | accept | reject
+    Action on_unscannable = Action::Accept; // OnUnscannable: accept | tempfail | reject
+    bool add_headers = true;                // AddHeaders
+    std::string report_hostname;            // ReportHostname, empty = gethostname()
+
+    // Logging
+    std::string log_target = "syslog";      // LogTarget: syslog | stderr | file:PATH
+    std::string log_level = "info";         // LogLevel: error | warning | info | debug
+};
+
+// ConfigError - one problem found in a config file.
+struct ConfigError {
+    std::string file;
+    unsigned line = 0;     // 0 = not tied to a line (e.g. a missing required key)
+    std::string reason;
+    // str - "file:line: reason".
+    std::string str() const;
+};
+
+// load_config - parse and validate a file. Returns nullptr and fills
+// errors (every problem, not only the first) when anything is wrong.
+std::shared_ptr<const Config> load_config(const std::string& path, std::vector<ConfigError>& errors);
+
+// parse_config_text - the same for text already in memory (tests).
+std::shared_ptr<const Config> parse_config_text(const std::string& text, const std::string& name,
+                                                std::vector<ConfigError>& errors);
+
+// dump_config - "Key value" lines for every key, in schema order.
+std::string dump_config(const Config& config);
+
+} // namespace icapm

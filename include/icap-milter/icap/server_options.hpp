@@ -1,0 +1,26 @@
+// NAME
+//   server_options.hpp - what an ICAP OPTIONS reply told us
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace icapm {
+
+// ServerOptions - parsed OPTIONS response of one service.
+struct ServerOptions {
+    std::vector<std::string> methods;          // e.g. {"RESPMOD"}
+    std::string istag;                         // without quotes
+    std::optional<std::size_t> preview;        // Preview: N, if offered
+    bool allow_204 = false;                    // Allow: 204 present
+    std::chrono::seconds ttl{0};               // Options-TTL (0 = none given)
+    std::optional<unsigned> max_connections;   // Max-Connections, if given
+    std::string service;                       // Service: header text
+    std::string version_info;                  // readable engine/definition version, if any
+    bool supports(std::string_view method) const;
+};
+
+} // namespace icapm

@@ -1,0 +1,47 @@
+// NAME
+//   scan_item.hpp - one leaf of a message, as the scanners will see it
+#pragma once
+
+#include "icap-milter/mime/spool.hpp"
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace icapm {
+
+// ScanItem - a decoded MIME leaf (or an unscannable placeholder).
+struct ScanItem {
+    std::string part_id;            // MIME path, "1", "2.1", ... ("0" = whole message fallback)
+    std::string filename;           // from Content-Disposition / Content-Type name; may be empty
+    std::string content_type;       // "type/subtype", lower case
+    std::string transfer_encoding;  // "base64", "quoted-printable", "7bit", ... lower case
+    std::string disposition;        // "attachment", "inline" or ""
+    std::uint64_t size = 0;         // decoded bytes
+    std::array<unsigned char, 32> sha256{}; // SHA-256 of the decoded bytes
+    bool scannable = true;
+    std::string unscannable_reason; // set when !scannable ("encrypted", "size limit", ...)
+    std::shared_ptr<const Spool> data; // decoded bytes; null when !scannable
+};
+
+// WalkLimits - bounds applied while walking a message tree.
+struct WalkLimits {
+    unsigned max_depth = 16;          // nesting of multiparts and message/rfc822
+    unsigned max_parts = 1000;        // leaves and containers counted together
+    std::uint64_t max_scan_size = 25ull << 20; // decoded bytes per item
+    std::string temp_dir = "/tmp";
+    std::size_t memory_limit = 1u << 20; // per decoded-part spool
+};
+
+// WalkResult - the items of one message, in MIME order.
+struct WalkResult {
+    std::vector<ScanItem> items;
+    bool limit_hit = false;       // depth or part count exceeded: a whole-message item was added
+    std::string limit_reason;     // which limit, for the log
+    std::string preamble;         // top-level multipart preamble (for the token hash later)
+    std::string epilogue;         // top-level multipart epilogue
+};
+
+} // namespace icapm
