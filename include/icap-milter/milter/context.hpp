@@ -1,0 +1,46 @@
+// NAME
+//   context.hpp - per-connection and per-message milter state
+// SUMMARY
+//   Connection state lives as long as the SMTP session; message state is
+//   created at MAIL FROM and destroyed at end of message and on abort, so
+//   several messages on one connection never share anything.
+#pragma once
+
+#include "icap-milter/milter/runtime.hpp"
+#include "icap-milter/mime/spool.hpp"
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace icapm {
+
+// MessageContext - one message being received.
+struct MessageContext {
+    explicit MessageContext(const Config& config);
+
+    unsigned long job = 0;         // Job-N
+    std::string queue_id;          // MTA queue id ("NOQUEUE" until known)
+    std::string sender;            // sanitised envelope sender
+    unsigned recipients = 0;
+    Spool spool;                   // headers + body as received
+    bool spool_failed = false;     // append failed: OnFail at end of message
+    std::string spool_error;
+    bool in_body = false;          // the blank line after the headers is written
+    std::map<std::string, int> strip; // our header names (lower case) -> copies seen
+    std::chrono::steady_clock::time_point started;
+};
+
+// ConnectionContext - one SMTP session.
+struct ConnectionContext {
+    std::shared_ptr<const Runtime> runtime;
+    std::string client;            // sanitised "name [addr]"
+    bool leading_space = false;    // MTA keeps the space after "Name:" in values
+    std::unique_ptr<MessageContext> message;
+};
+
+// next_job_id - process-wide message counter for Job-N.
+unsigned long next_job_id();
+
+} // namespace icapm

@@ -1,0 +1,38 @@
+// NAME
+//   policy.hpp - map a message's verdicts to one action
+// SUMMARY
+//   Mechanism-free: it only looks at the verdicts and the configured
+//   OnInfected / OnFail / OnUnscannable actions and says what to do,
+//   with the SMTP reply and the X-Virus-Status value.
+#pragma once
+
+#include "icap-milter/config/config.hpp"
+#include "icap-milter/icap/verdict.hpp"
+
+#include <string>
+#include <vector>
+
+namespace icapm {
+
+// Decision - what to do with one message.
+struct Decision {
+    Action action = Action::Tempfail;
+    std::string status;        // X-Virus-Status value: Clean | Infected | Unscanned
+    std::string rcode;         // SMTP reply code for reject/tempfail ("550", "451")
+    std::string xcode;         // enhanced status code ("5.7.1", "4.7.1")
+    std::string reply;         // reply text (already safe for smfi_setreply)
+    std::vector<std::string> threats; // every virus name found, de-duplicated
+    std::string reason;        // why (for the log)
+};
+
+// decide - the action for a message whose items got these verdicts.
+Decision decide(const Config& config, const std::vector<Verdict>& verdicts);
+
+// fail_decision - the OnFail outcome for an error outside scanning
+// (spool, parse, queue full ...), with the reason for the log.
+Decision fail_decision(const Config& config, std::string reason);
+
+// reply_safe - keep a name fit for an SMTP reply: [A-Za-z0-9._:/+-], at most 100 chars.
+std::string reply_safe(std::string_view text);
+
+} // namespace icapm

@@ -1,0 +1,55 @@
+// NAME
+//   scanner.hpp - the worker pool that scans items through ICAP servers
+// SUMMARY
+//   ScanThreads workers each hold one persistent IcapSession per
+//   configured server. Connection threads never talk to scanners: they
+//   hand their items to scan(), which queues them on a bounded job queue
+//   and waits, calling a progress callback so the MTA does not time out.
+// DIAGNOSTICS
+//   scan() never throws for scanner trouble: an item that cannot be
+//   queued or finished in time gets a Verdict of kind Error.
+#pragma once
+
+#include "icap-milter/config/config.hpp"
+#include "icap-milter/icap/verdict.hpp"
+#include "icap-milter/mime/spool.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace icapm {
+
+// ScanTask - one item to scan; owns (shares) its bytes.
+struct ScanTask {
+    std::string filename;
+    std::string job_id;                // "Job-7.2"
+    std::shared_ptr<const Spool> data;
+};
+
+class Scanner {
+public:
+    // Scanner - validate servers, build the TLS context, start the workers.
+    // Throws std::runtime_error on a bad server URI or TLS setting.
+    explicit Scanner(std::shared_ptr<const Config> config);
+    // ~Scanner - finish queued work, then stop and join the workers.
+    ~Scanner();
+    Scanner(const Scanner&) = delete;
+    Scanner& operator=(const Scanner&) = delete;
+
+    // scan - verdicts in task order; progress() is called about every
+    // progress_interval while waiting.
+    std::vector<Verdict> scan(std::vector<ScanTask> tasks, const std::function<void()>& progress,
+                              std::chrono::milliseconds progress_interval = std::chrono::seconds(10));
+
+    // queued - items waiting in the queue now (InScannerQueue).
+    std::size_t queued() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace icapm

@@ -1,0 +1,388 @@
+// NAME
+//   callbacks.cpp - the libmilter callbacks (thin extern "C" trampolines)
+// SUMMARY
+//   Each xxfi_* function only unwraps the context and calls a C++ handler
+//   inside guard(), which catches every exception and answers with the
+//   configured OnFail action. Connection state lives in smfi_getpriv;
+//   message state is reset at MAIL FROM, end of message, abort and close.
+// DIAGNOSTICS
+//   Spool failures during header/body are remembered and answered at end
+//   of message (header and body replies may be negotiated away). Every
+//   message ends with exactly one summary line at info level.
+#include "icap-milter/milter/callbacks.hpp"
+
+#include "icap-milter/log/log.hpp"
+#include "icap-milter/milter/context.hpp"
+#include "icap-milter/milter/end_of_message.hpp"
+
+#include <arpa/inet.h>
+#include <libmilter/mfapi.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <string>
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+namespace icapm {
+
+namespace {
+
+constexpr const char* kScannedHeader = "X-Virus-Scanned";
+constexpr const char* kStatusHeader = "X-Virus-Status";
+// Our headers, lower case: incoming copies are removed, never trusted.
+constexpr std::array<const char*, 2> kOwnHeaders = {"x-virus-scanned", "x-virus-status"};
+
+std::atomic<unsigned long> open_connections{0};
+
+// Negotiated per connection; read by the header and body callbacks.
+struct Negotiated {
+    bool noreply_header = false;
+    bool noreply_body = false;
+};
+
+// ConnState - connection context plus what negotiation settled.
+struct ConnState : ConnectionContext {
+    Negotiated nr;
+};
+
+// state - the connection state of ctx (nullptr before negotiate/connect).
+ConnState* state(SMFICTX* ctx) { return static_cast<ConnState*>(smfi_getpriv(ctx)); }
+
+// ensure_state - create the connection state on first use.
+ConnState* ensure_state(SMFICTX* ctx) {
+    ConnState* st = state(ctx);
+    if (!st) {
+        auto fresh = std::make_unique<ConnState>();
+        fresh->runtime = current_runtime();
+        if (smfi_setpriv(ctx, fresh.get()) != MI_SUCCESS) throw std::runtime_error("smfi_setpriv failed");
+        st = fresh.release(); // owned by libmilter's context until xxfi_close
+        ++open_connections;
+    }
+    return st;
+}
+
+// to_smfis - the libmilter answer for an action.
+sfsistat to_smfis(Action a) {
+    switch (a) {
+    case Action::Accept: return SMFIS_CONTINUE;
+    case Action::Reject: return SMFIS_REJECT;
+    case Action::Discard: return SMFIS_DISCARD;
+    case Action::Tempfail: return SMFIS_TEMPFAIL;
+    }
+    return SMFIS_TEMPFAIL;
+}
+
+// fail_action - the OnFail answer for ctx (tempfail when nothing is known).
+sfsistat fail_action(SMFICTX* ctx) {
+    const ConnState* st = state(ctx);
+    auto rt = st && st->runtime ? st->runtime : current_runtime();
+    return rt ? to_smfis(rt->config->on_fail) : SMFIS_TEMPFAIL;
+}
+
+// guard - run a handler; any exception becomes a logged OnFail answer.
+template <typename F>
+sfsistat guard(SMFICTX* ctx, const char* where, F&& handler) noexcept {
+    try {
+        return handler();
+    } catch (const std::exception& e) {
+        try {
+            spdlog::error("{}: internal error: {}", where, sanitize(e.what()));
+        } catch (...) {
+        }
+    } catch (...) {
+        try {
+            spdlog::error("{}: internal error (unknown exception)", where);
+        } catch (...) {
+        }
+    }
+    try {
+        return fail_action(ctx);
+    } catch (...) {
+        return SMFIS_TEMPFAIL;
+    }
+}
+
+// symbol - a macro's value, or "" when the MTA did not send it.
+std::string symbol(SMFICTX* ctx, const char* name) {
+    const char* v = smfi_getsymval(ctx, const_cast<char*>(name));
+    return v ? std::string(v) : std::string();
+}
+
+// note_queue_id - remember the queue id once the MTA gives it.
+void note_queue_id(SMFICTX* ctx, MessageContext& msg) {
+    if (msg.queue_id != "NOQUEUE") return;
+    std::string q = symbol(ctx, "i");
+    if (!q.empty()) msg.queue_id = sanitize(q, 64);
+}
+
+// spool_write - append to the message spool; failure is answered at end of message.
+void spool_write(MessageContext& msg, std::string_view data) {
+    if (msg.spool_failed) return;
+    try {
+        msg.spool.append(data);
+    } catch (const std::exception& e) {
+        msg.spool_failed = true;
+        msg.spool_error = e.what();
+        spdlog::error("{}: Job-{}: spool write failed: {}", msg.queue_id, msg.job, sanitize(e.what()));
+    }
+}
+
+// lower - ASCII lower case.
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+    return out;
+}
+
+// header_value - what to pass to smfi_addheader (leading space if negotiated).
+std::string header_value(const ConnState& st, std::string value) {
+    if (value.size() > 900) value.resize(900);
+    return st.leading_space ? " " + value : value;
+}
+
+// apply - remove forged headers, add ours, set the reply; returns the answer.
+sfsistat apply(SMFICTX* ctx, ConnState& st, MessageContext& msg, const Outcome& out) {
+    const Decision& d = out.decision;
+    const Runtime& rt = *st.runtime;
+    if (d.action == Action::Accept) {
+        for (const auto& [name, count] : msg.strip) {
+            const char* canonical = name == "x-virus-scanned" ? kScannedHeader : kStatusHeader;
+            for (int i = count; i >= 1; --i)
+                if (smfi_chgheader(ctx, const_cast<char*>(canonical), i, nullptr) != MI_SUCCESS)
+                    spdlog::warn("{}: could not remove incoming {} #{}", msg.queue_id, canonical, i);
+        }
+        if (rt.config->add_headers) {
+            std::string scanned = std::string("icap-milter ") + PACKAGE_VERSION + " on " + sanitize(rt.hostname, 200);
+            if (!out.scanners.empty()) scanned += " (" + out.scanners + ")";
+            std::string status = d.status;
+            if (d.status == "Infected" && !d.threats.empty()) {
+                std::string names;
+                for (const auto& t : d.threats) names += (names.empty() ? "" : ", ") + t;
+                status += " (" + names + ")";
+            }
+            std::string v1 = header_value(st, scanned), v2 = header_value(st, status);
+            if (smfi_addheader(ctx, const_cast<char*>(kScannedHeader), v1.data()) != MI_SUCCESS ||
+                smfi_addheader(ctx, const_cast<char*>(kStatusHeader), v2.data()) != MI_SUCCESS)
+                spdlog::warn("{}: could not add status headers", msg.queue_id);
+        }
+        return SMFIS_CONTINUE;
+    }
+    if (d.action == Action::Reject || d.action == Action::Tempfail) {
+        // smfi_setreply treats '%' specially; reply text is built from reply_safe names.
+        std::string text = d.reply;
+        if (smfi_setreply(ctx, const_cast<char*>(d.rcode.c_str()), const_cast<char*>(d.xcode.c_str()),
+                          text.data()) != MI_SUCCESS)
+            spdlog::warn("{}: smfi_setreply failed; the MTA's default reply is used", msg.queue_id);
+    }
+    return to_smfis(d.action);
+}
+
+// ---- handlers (C++), called through guard() ----
+
+// on_negotiate - ask for exactly the actions used and skip unneeded steps.
+sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long* pf0, unsigned long* pf1,
+                      unsigned long* pf2, unsigned long* pf3) {
+    ConnState* st = ensure_state(ctx);
+    const unsigned long want_actions =
+        SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_QUARANTINE;
+    const unsigned long need_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
+    if ((f0 & need_actions) != need_actions) {
+        spdlog::error("MTA does not allow adding/changing headers (actions 0x{:x}); refusing to run", f0);
+        return SMFIS_REJECT;
+    }
+    *pf0 = want_actions & f0;
+    unsigned long steps = 0;
+    for (unsigned long s : {SMFIP_NOHELO, SMFIP_NOUNKNOWN, SMFIP_NODATA, SMFIP_NOEOH})
+        if (f1 & s) steps |= s;
+    if (f1 & SMFIP_HDR_LEADSPC) {
+        steps |= SMFIP_HDR_LEADSPC;
+        st->leading_space = true;
+    }
+    if (f1 & SMFIP_NR_HDR) {
+        steps |= SMFIP_NR_HDR;
+        st->nr.noreply_header = true;
+    }
+    if (f1 & SMFIP_NR_BODY) {
+        steps |= SMFIP_NR_BODY;
+        st->nr.noreply_body = true;
+    }
+    *pf1 = steps;
+    *pf2 = 0;
+    *pf3 = 0;
+    return SMFIS_CONTINUE;
+}
+
+// on_connect - take the runtime snapshot for this SMTP session.
+sfsistat on_connect(SMFICTX* ctx, const char* hostname, const char* addr_text) {
+    ConnState* st = ensure_state(ctx);
+    if (!st->runtime) st->runtime = current_runtime();
+    if (!st->runtime) throw std::runtime_error("no configuration loaded");
+    st->client = sanitize(hostname ? hostname : "unknown", 128) + " [" + sanitize(addr_text, 64) + "]";
+    return SMFIS_CONTINUE;
+}
+
+// on_envfrom - a new message starts; earlier message state is dropped.
+sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
+    ConnState* st = ensure_state(ctx);
+    if (!st->runtime) st->runtime = current_runtime();
+    st->message = std::make_unique<MessageContext>(*st->runtime->config);
+    st->message->sender = sanitize(argv && argv[0] ? argv[0] : "", 256);
+    note_queue_id(ctx, *st->message);
+    return SMFIS_CONTINUE;
+}
+
+// on_envrcpt - count recipients.
+sfsistat on_envrcpt(SMFICTX* ctx, char**) {
+    ConnState* st = state(ctx);
+    if (st && st->message) {
+        ++st->message->recipients;
+        note_queue_id(ctx, *st->message);
+    }
+    return SMFIS_CONTINUE;
+}
+
+// on_header - spool the header line; count our own headers for removal.
+sfsistat on_header(SMFICTX* ctx, const char* name, const char* value) {
+    ConnState* st = state(ctx);
+    if (!st || !st->message) throw std::runtime_error("header outside a message");
+    MessageContext& msg = *st->message;
+    const std::string lname = lower(name);
+    for (const char* own : kOwnHeaders)
+        if (lname == own) ++msg.strip[lname];
+    std::string line;
+    line.reserve(std::strlen(name) + std::strlen(value) + 4);
+    line.append(name).append(st->leading_space ? ":" : ": ").append(value).append("\r\n");
+    spool_write(msg, line);
+    return st->nr.noreply_header ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+// end_headers - the blank line between headers and body, once.
+void end_headers(MessageContext& msg) {
+    if (msg.in_body) return;
+    msg.in_body = true;
+    spool_write(msg, "\r\n");
+}
+
+// on_body - spool a body chunk.
+sfsistat on_body(SMFICTX* ctx, unsigned char* data, std::size_t len) {
+    ConnState* st = state(ctx);
+    if (!st || !st->message) throw std::runtime_error("body outside a message");
+    end_headers(*st->message);
+    spool_write(*st->message, std::string_view(reinterpret_cast<const char*>(data), len));
+    return st->nr.noreply_body ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+// on_eom - scan, decide, act, log; then forget the message.
+sfsistat on_eom(SMFICTX* ctx) {
+    ConnState* st = state(ctx);
+    if (!st || !st->message) throw std::runtime_error("end of message without a message");
+    std::unique_ptr<MessageContext> msg = std::move(st->message);
+    note_queue_id(ctx, *msg);
+    end_headers(*msg);
+    Outcome out = process_message(*st->runtime, *msg, [ctx] { smfi_progress(ctx); });
+    sfsistat answer = apply(ctx, *st, *msg, out);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                          msg->started)
+                        .count();
+    spdlog::info("{}: Job-{}: from=<{}> rcpts={} size={} parts={} verdicts=[{}] status={} action={} reason=\"{}\" "
+                 "client={} ms={}",
+                 msg->queue_id, msg->job, msg->sender, msg->recipients, msg->spool.size(), out.parts, out.parts_log,
+                 out.decision.status, to_string(out.decision.action), sanitize(out.decision.reason, 300), st->client,
+                 ms);
+    return answer;
+}
+
+// on_abort - the MTA dropped the message; drop our state too.
+sfsistat on_abort(SMFICTX* ctx) {
+    if (ConnState* st = state(ctx)) st->message.reset();
+    return SMFIS_CONTINUE;
+}
+
+// on_close - end of the SMTP session: free the connection state.
+sfsistat on_close(SMFICTX* ctx) {
+    std::unique_ptr<ConnState> st(state(ctx));
+    smfi_setpriv(ctx, nullptr);
+    if (st) --open_connections;
+    return SMFIS_CONTINUE;
+}
+
+} // namespace
+
+} // namespace icapm
+
+// ---- extern "C" trampolines ----
+extern "C" {
+
+static sfsistat xxfi_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
+                               unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
+    return icapm::guard(ctx, "negotiate", [&] { return icapm::on_negotiate(ctx, f0, f1, pf0, pf1, pf2, pf3); });
+}
+static sfsistat xxfi_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* addr) {
+    char text[64] = "unknown";
+    if (addr && addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(addr)->sin_addr, text, sizeof text);
+    else if (addr && addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(addr)->sin6_addr, text, sizeof text);
+    else if (addr)
+        std::strcpy(text, "local");
+    return icapm::guard(ctx, "connect", [&] { return icapm::on_connect(ctx, hostname, text); });
+}
+static sfsistat xxfi_envfrom(SMFICTX* ctx, char** argv) {
+    return icapm::guard(ctx, "envfrom", [&] { return icapm::on_envfrom(ctx, argv); });
+}
+static sfsistat xxfi_envrcpt(SMFICTX* ctx, char** argv) {
+    return icapm::guard(ctx, "envrcpt", [&] { return icapm::on_envrcpt(ctx, argv); });
+}
+static sfsistat xxfi_header(SMFICTX* ctx, char* name, char* value) {
+    return icapm::guard(ctx, "header", [&] { return icapm::on_header(ctx, name, value); });
+}
+static sfsistat xxfi_body(SMFICTX* ctx, unsigned char* data, size_t len) {
+    return icapm::guard(ctx, "body", [&] { return icapm::on_body(ctx, data, len); });
+}
+static sfsistat xxfi_eom(SMFICTX* ctx) {
+    return icapm::guard(ctx, "eom", [&] { return icapm::on_eom(ctx); });
+}
+static sfsistat xxfi_abort(SMFICTX* ctx) {
+    return icapm::guard(ctx, "abort", [&] { return icapm::on_abort(ctx); });
+}
+static sfsistat xxfi_close(SMFICTX* ctx) {
+    return icapm::guard(ctx, "close", [&] { return icapm::on_close(ctx); });
+}
+
+} // extern "C"
+
+namespace icapm {
+
+// active_connections - sessions between negotiate/connect and close.
+unsigned long active_connections() noexcept { return open_connections.load(); }
+
+// milter_register - describe the callbacks and flags to libmilter.
+bool milter_register() {
+    static struct smfiDesc desc = {};
+    desc.xxfi_name = const_cast<char*>("icap-milter");
+    desc.xxfi_version = SMFI_VERSION;
+    desc.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_QUARANTINE;
+    desc.xxfi_connect = xxfi_connect;
+    desc.xxfi_envfrom = xxfi_envfrom;
+    desc.xxfi_envrcpt = xxfi_envrcpt;
+    desc.xxfi_header = xxfi_header;
+    desc.xxfi_body = xxfi_body;
+    desc.xxfi_eom = xxfi_eom;
+    desc.xxfi_abort = xxfi_abort;
+    desc.xxfi_close = xxfi_close;
+    desc.xxfi_negotiate = xxfi_negotiate;
+    if (smfi_register(desc) != MI_SUCCESS) {
+        spdlog::critical("smfi_register failed");
+        return false;
+    }
+    return true;
+}
+
+} // namespace icapm

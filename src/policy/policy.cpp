@@ -1,0 +1,125 @@
+// NAME
+//   policy.cpp - verdicts to actions
+// SUMMARY
+//   Each category present (infected, failed, unscannable) proposes its
+//   configured action; the strictest wins (reject > discard > tempfail >
+//   accept), so a known virus is never accepted because another part
+//   failed, and a failed part is never accepted because another was clean.
+// DIAGNOSTICS
+//   None: pure function of its inputs.
+#include "icap-milter/policy/policy.hpp"
+
+#include <algorithm>
+
+namespace icapm {
+
+namespace {
+
+// severity - rank used to pick the strictest proposed action.
+int severity(Action a) {
+    switch (a) {
+    case Action::Accept: return 0;
+    case Action::Tempfail: return 1;
+    case Action::Discard: return 2;
+    case Action::Reject: return 3;
+    }
+    return 1;
+}
+
+// set_reply - fill the SMTP reply for a reject or tempfail.
+void set_reply(Decision& d, const std::string& reject_text, const std::string& tempfail_text) {
+    if (d.action == Action::Reject) {
+        d.rcode = "550";
+        d.xcode = "5.7.1";
+        d.reply = reject_text;
+    } else if (d.action == Action::Tempfail) {
+        d.rcode = "451";
+        d.xcode = "4.7.1";
+        d.reply = tempfail_text;
+    }
+}
+
+} // namespace
+
+// reply_safe - restrict to characters that cannot break an SMTP reply.
+std::string reply_safe(std::string_view text) {
+    std::string out;
+    for (char c : text) {
+        if (out.size() >= 100) break;
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        c == '.' || c == '_' || c == ':' || c == '/' || c == '+' || c == '-';
+        out.push_back(ok ? c : '_');
+    }
+    return out;
+}
+
+// fail_decision - OnFail for problems that happen before or around scanning.
+Decision fail_decision(const Config& config, std::string reason) {
+    Decision d;
+    d.action = config.on_fail;
+    d.status = "Unscanned";
+    d.reason = std::move(reason);
+    set_reply(d, "Message could not be scanned for viruses", "Virus scan failed, please try again later");
+    return d;
+}
+
+// decide - strictest action among the categories present.
+Decision decide(const Config& config, const std::vector<Verdict>& verdicts) {
+    bool infected = false, failed = false, unscannable = false;
+    std::string fail_reason, unscannable_reason;
+    Decision d;
+    for (const auto& v : verdicts) {
+        switch (v.kind) {
+        case VerdictKind::Infected:
+            infected = true;
+            for (const auto& t : v.threats) {
+                std::string safe = reply_safe(t);
+                if (std::find(d.threats.begin(), d.threats.end(), safe) == d.threats.end())
+                    d.threats.push_back(std::move(safe));
+            }
+            break;
+        case VerdictKind::Error:
+            failed = true;
+            if (fail_reason.empty()) fail_reason = v.reason;
+            break;
+        case VerdictKind::Unscannable:
+            unscannable = true;
+            if (unscannable_reason.empty()) unscannable_reason = v.reason;
+            break;
+        case VerdictKind::Clean:
+            break;
+        }
+    }
+    if (infected && d.threats.empty()) d.threats.push_back("unknown");
+
+    d.action = Action::Accept;
+    auto propose = [&](Action a) {
+        if (severity(a) > severity(d.action)) d.action = a;
+    };
+    if (infected) propose(config.on_infected);
+    if (failed) propose(config.on_fail);
+    if (unscannable) propose(config.on_unscannable);
+
+    if (infected) {
+        d.status = "Infected";
+        std::string names;
+        for (const auto& t : d.threats) names += (names.empty() ? "" : ", ") + t;
+        d.reason = "infected: " + names;
+        set_reply(d, "Virus found: " + names, "Virus found: " + names + ", message deferred");
+    } else if (failed) {
+        d.status = "Unscanned";
+        d.reason = "scan failed: " + fail_reason;
+        set_reply(d, "Message could not be scanned for viruses", "Virus scan failed, please try again later");
+    } else if (unscannable) {
+        d.status = "Unscanned";
+        d.reason = "unscannable: " + unscannable_reason;
+        set_reply(d, "Message contains content that cannot be scanned",
+                  "Message contains content that cannot be scanned, please try again later");
+    } else {
+        d.status = "Clean";
+        d.reason = "clean";
+    }
+    return d;
+}
+
+} // namespace icapm

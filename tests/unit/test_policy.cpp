@@ -1,0 +1,97 @@
+// NAME
+//   test_policy.cpp - verdicts to actions, table-driven
+#include "icap-milter/policy/policy.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace icapm;
+
+namespace {
+
+// v - a verdict of the given kind.
+Verdict v(VerdictKind k, std::string threat_or_reason = {}) {
+    Verdict out;
+    out.kind = k;
+    if (k == VerdictKind::Infected)
+        out.threats.push_back(threat_or_reason);
+    else
+        out.reason = threat_or_reason;
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("policy: all clean is accepted as Clean") {
+    Config c;
+    auto d = decide(c, {v(VerdictKind::Clean), v(VerdictKind::Clean)});
+    CHECK(d.action == Action::Accept);
+    CHECK(d.status == "Clean");
+    CHECK(d.rcode.empty());
+}
+
+TEST_CASE("policy: defaults per category") {
+    Config c; // reject / tempfail / accept
+    struct Row { std::vector<Verdict> in; Action action; const char* status; const char* rcode; };
+    std::vector<Row> rows = {
+        {{v(VerdictKind::Clean), v(VerdictKind::Infected, "Eicar")}, Action::Reject, "Infected", "550"},
+        {{v(VerdictKind::Error, "timeout")}, Action::Tempfail, "Unscanned", "451"},
+        {{v(VerdictKind::Unscannable, "encrypted")}, Action::Accept, "Unscanned", ""},
+        // a virus next to a failure is still rejected
+        {{v(VerdictKind::Error, "x"), v(VerdictKind::Infected, "Eicar")}, Action::Reject, "Infected", "550"},
+        // a failure next to an unscannable part is not accepted
+        {{v(VerdictKind::Unscannable, "enc"), v(VerdictKind::Error, "x")}, Action::Tempfail, "Unscanned", "451"},
+    };
+    for (const auto& r : rows) {
+        auto d = decide(c, r.in);
+        CHECK(d.action == r.action);
+        CHECK(d.status == r.status);
+        CHECK(d.rcode == r.rcode);
+    }
+}
+
+TEST_CASE("policy: configured actions and strictest wins") {
+    Config c;
+    c.on_infected = Action::Accept;
+    c.on_fail = Action::Tempfail;
+    auto d = decide(c, {v(VerdictKind::Infected, "Eicar"), v(VerdictKind::Error, "reset")});
+    CHECK(d.action == Action::Tempfail);
+    CHECK(d.status == "Infected");
+
+    c.on_infected = Action::Discard;
+    d = decide(c, {v(VerdictKind::Infected, "Eicar")});
+    CHECK(d.action == Action::Discard);
+
+    c.on_unscannable = Action::Reject;
+    d = decide(c, {v(VerdictKind::Unscannable, "size limit")});
+    CHECK(d.action == Action::Reject);
+    CHECK(d.rcode == "550");
+    CHECK(d.xcode == "5.7.1");
+}
+
+TEST_CASE("policy: reply carries sanitised, de-duplicated virus names") {
+    Config c;
+    auto d = decide(c, {v(VerdictKind::Infected, "Eicar-Test.UNOFFICIAL"),
+                        v(VerdictKind::Infected, "Eicar-Test.UNOFFICIAL"), v(VerdictKind::Infected, "bad%name\r\n")});
+    CHECK(d.threats.size() == 2);
+    CHECK(d.reply.find("Eicar-Test.UNOFFICIAL") != std::string::npos);
+    CHECK(d.reply.find('%') == std::string::npos);
+    CHECK(d.reply.find('\r') == std::string::npos);
+}
+
+TEST_CASE("policy: infected with no name still counts as infected") {
+    Config c;
+    Verdict x;
+    x.kind = VerdictKind::Infected;
+    auto d = decide(c, {x});
+    CHECK(d.action == Action::Reject);
+    CHECK(d.threats == std::vector<std::string>{"unknown"});
+}
+
+TEST_CASE("policy: fail_decision follows OnFail") {
+    Config c;
+    CHECK(fail_decision(c, "spool").action == Action::Tempfail);
+    c.on_fail = Action::Accept;
+    auto d = fail_decision(c, "spool");
+    CHECK(d.action == Action::Accept);
+    CHECK(d.status == "Unscanned");
+}
