@@ -1,2 +1,257 @@
-// placeholder, replaced by the daemon entry point
-int main() { return 0; }
+// NAME
+//   main.cpp - icap-milter: command line, start-up order, signals
+// SUMMARY
+//   Reads the config, opens privileged things (milter socket, pid file),
+//   drops to User, starts the scanner pool and runs libmilter's loop in
+//   its own thread. The main thread owns the signals: SIGHUP reloads the
+//   config as an atomic snapshot swap (a bad file keeps the old one),
+//   SIGTERM and SIGINT stop accepting, drain open sessions and exit.
+// DIAGNOSTICS
+//   Exit status: 0 normal stop or a good -t; 78 (EX_CONFIG) bad config;
+//   1 start-up failure (socket, privileges, TLS), logged at critical.
+#include "icap-milter/config/config.hpp"
+#include "icap-milter/log/log.hpp"
+#include "icap-milter/milter/callbacks.hpp"
+#include "icap-milter/milter/daemon.hpp"
+#include "icap-milter/milter/runtime.hpp"
+#include "icap-milter/mime/walker.hpp"
+
+#include <getopt.h>
+#include <libmilter/mfapi.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+namespace {
+
+constexpr int kExitConfig = 78;
+constexpr const char* kDefaultConfig = "/etc/icap-milter/icap-milter.conf";
+
+// Options - what the command line asked for.
+struct Options {
+    std::string config_path = kDefaultConfig;
+    bool foreground = false;
+    bool test_only = false;
+    bool dump = false;
+};
+
+// usage - the synopsis, as in icap-milter(8).
+void usage(std::FILE* out) {
+    std::fprintf(out,
+                 "usage: icap-milter [-c FILE] [-f] [-t] [--dump-config] [-V] [-h]\n"
+                 "  -c, --config FILE   configuration file (default %s)\n"
+                 "  -f, --foreground    do not detach from the terminal\n"
+                 "  -t, --test-config   check the configuration and exit\n"
+                 "      --dump-config   print every key with its value and exit\n"
+                 "  -V, --version       print the version and exit\n"
+                 "  -h, --help          this text\n",
+                 kDefaultConfig);
+}
+
+// parse_args - getopt_long; nullopt means exit with the given status.
+std::optional<Options> parse_args(int argc, char** argv, int& status) {
+    static const option longopts[] = {{"config", required_argument, nullptr, 'c'},
+                                      {"foreground", no_argument, nullptr, 'f'},
+                                      {"test-config", no_argument, nullptr, 't'},
+                                      {"dump-config", no_argument, nullptr, 'D'},
+                                      {"version", no_argument, nullptr, 'V'},
+                                      {"help", no_argument, nullptr, 'h'},
+                                      {nullptr, 0, nullptr, 0}};
+    Options o;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:ftVh", longopts, nullptr)) != -1) {
+        switch (c) {
+        case 'c': o.config_path = optarg; break;
+        case 'f': o.foreground = true; break;
+        case 't': o.test_only = true; break;
+        case 'D': o.dump = true; break;
+        case 'V': std::printf("icap-milter %s\n", PACKAGE_VERSION); status = 0; return std::nullopt;
+        case 'h': usage(stdout); status = 0; return std::nullopt;
+        default: usage(stderr); status = 64; return std::nullopt;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        status = 64;
+        return std::nullopt;
+    }
+    return o;
+}
+
+// Reloader - a thread that rebuilds the runtime on request, so the signal
+// loop returns to sigwait at once.
+class Reloader {
+public:
+    explicit Reloader(std::string path) : path_(std::move(path)), thread_([this] { run(); }) {}
+    ~Reloader() {
+        {
+            std::lock_guard lock(mutex_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+    // request - ask for one reload (several requests in a row coalesce).
+    void request() {
+        {
+            std::lock_guard lock(mutex_);
+            pending_ = true;
+        }
+        cv_.notify_all();
+    }
+
+private:
+    // run - wait for requests and reload.
+    void run() {
+        std::unique_lock lock(mutex_);
+        while (true) {
+            cv_.wait(lock, [&] { return stop_ || pending_; });
+            if (stop_) return;
+            pending_ = false;
+            lock.unlock();
+            reload();
+            lock.lock();
+        }
+    }
+    // reload - load, validate, build; keep the old runtime on any failure.
+    void reload() {
+        try {
+            std::vector<icapm::ConfigError> errors;
+            auto config = icapm::load_config(path_, errors);
+            if (!config) {
+                for (const auto& e : errors) spdlog::error("reload: {}", e.str());
+                spdlog::error("reload: {} has errors; keeping the running configuration", path_);
+                return;
+            }
+            auto old = icapm::current_runtime();
+            if (old && (old->config->socket != config->socket || old->config->user != config->user ||
+                        old->config->pid_file != config->pid_file))
+                spdlog::warn("reload: Socket, User and PidFile changes take effect only after a restart");
+            auto rt = icapm::make_runtime(config);
+            icapm::log_init(config->log_target, config->log_level);
+            icapm::install_runtime(rt);
+            spdlog::info("reload: configuration {} loaded", path_);
+        } catch (const std::exception& e) {
+            spdlog::error("reload: {}; keeping the running configuration", e.what());
+        }
+    }
+
+    std::string path_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool pending_ = false;
+    bool stop_ = false;
+    std::thread thread_;
+};
+
+// signal_loop - the main thread waits here for HUP, TERM and INT.
+void signal_loop(const sigset_t& set, Reloader& reloader) {
+    while (true) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+            spdlog::info("SIGHUP: reloading configuration");
+            reloader.request();
+            continue;
+        }
+        spdlog::info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        return;
+    }
+}
+
+// drain - wait (bounded) for open SMTP sessions to finish.
+void drain(std::chrono::seconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (icapm::active_connections() > 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (icapm::active_connections() > 0)
+        spdlog::warn("stopping with {} session(s) still open", icapm::active_connections());
+}
+
+// run - everything after the config is known to be good.
+int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
+    icapm::mime_init();
+    if (!opt.foreground) icapm::daemonize();
+
+    // Signals: the main thread takes HUP/TERM/INT with sigwait; every other
+    // thread (scanner workers, libmilter's) inherits them blocked.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!icapm::milter_register()) return 1;
+    std::optional<icapm::PidFile> pid_file;
+    try {
+        icapm::open_milter_socket(*config);
+        if (!config->pid_file.empty()) pid_file.emplace(config->pid_file);
+        icapm::drop_privileges(config->user);
+        icapm::install_runtime(icapm::make_runtime(config));
+    } catch (const std::exception& e) {
+        spdlog::critical("start-up failed: {}", e.what());
+        return 1;
+    }
+    spdlog::info("icap-milter {} listening on {} with {} scan thread(s), {} scanner(s)", PACKAGE_VERSION,
+                 config->socket, config->scan_threads, config->icap_servers.size());
+
+    int milter_status = 0;
+    std::thread milter_thread([&] { milter_status = smfi_main(); });
+    {
+        Reloader reloader(opt.config_path);
+        signal_loop(set, reloader);
+    }
+    smfi_stop();
+    milter_thread.join();
+    drain(std::chrono::seconds(config->milter_timeout < 60 ? config->milter_timeout : 60));
+    icapm::install_runtime(nullptr); // the scanner finishes queued work and joins its workers
+    spdlog::info("icap-milter stopped");
+    spdlog::shutdown();
+    return milter_status == MI_SUCCESS ? 0 : 1;
+}
+
+} // namespace
+
+// main - parse, check, start.
+int main(int argc, char** argv) {
+    try {
+        int status = 0;
+        auto opt = parse_args(argc, argv, status);
+        if (!opt) return status;
+        std::vector<icapm::ConfigError> errors;
+        auto config = icapm::load_config(opt->config_path, errors);
+        if (!config) {
+            for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.str().c_str());
+            return kExitConfig;
+        }
+        if (opt->test_only) {
+            std::printf("%s: configuration OK\n", opt->config_path.c_str());
+            return 0;
+        }
+        if (opt->dump) {
+            std::fputs(icapm::dump_config(*config).c_str(), stdout);
+            return 0;
+        }
+        icapm::log_init(config->log_target, config->log_level);
+        return run(*opt, config);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "icap-milter: fatal: %s\n", e.what());
+        try {
+            spdlog::critical("fatal: {}", e.what());
+        } catch (...) {
+        }
+        return 1;
+    }
+}

@@ -10,7 +10,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace icapm {
@@ -20,6 +22,9 @@ enum class Action { Accept, Reject, Discard, Tempfail };
 
 // to_string - "accept", "reject", "discard", "tempfail".
 const char* to_string(Action a) noexcept;
+
+// parse_action - the inverse of to_string; nullopt for anything else.
+std::optional<Action> parse_action(std::string_view text) noexcept;
 
 struct Config {
     // Daemon
@@ -58,6 +63,9 @@ struct Config {
     // Logging
     std::string log_target = "syslog";      // LogTarget: syslog | stderr | file:PATH
     std::string log_level = "info";         // LogLevel: error | warning | info | debug
+
+    // operator== - field-wise; used by reload (did anything change?) and tests.
+    bool operator==(const Config&) const = default;
 };
 
 // ConfigError - one problem found in a config file.
@@ -77,7 +85,22 @@ std::shared_ptr<const Config> load_config(const std::string& path, std::vector<C
 std::shared_ptr<const Config> parse_config_text(const std::string& text, const std::string& name,
                                                 std::vector<ConfigError>& errors);
 
-// dump_config - "Key value" lines for every key, in schema order.
+// dump_config - "Key value" lines for every key, in schema order. The
+// output parses back to an equal Config; dump_config(Config{}) prints
+// the built-in defaults (a repeatable key without values becomes a comment).
 std::string dump_config(const Config& config);
+
+// MilterSocket - the Socket key, taken apart (libmilter's own syntax).
+struct MilterSocket {
+    enum class Kind { Unix, Inet, Inet6 };
+    Kind kind = Kind::Unix;
+    std::string path;        // Unix: absolute path of the socket
+    std::string host;        // Inet/Inet6: empty = all addresses
+    std::uint16_t port = 0;  // Inet/Inet6: 1-65535
+};
+
+// parse_milter_socket - "unix:PATH", "local:PATH", a bare absolute path,
+// "inet:PORT[@HOST]" or "inet6:PORT[@HOST]"; nullopt and *error on failure.
+std::optional<MilterSocket> parse_milter_socket(std::string_view text, std::string* error);
 
 } // namespace icapm

@@ -12,8 +12,15 @@
 namespace icapm {
 
 // log_init - install the default logger; throws std::invalid_argument on
-// a bad target or level. Safe to call again (reload).
+// a bad target or level, std::runtime_error when a log file cannot be
+// opened (the previous target then stays in place). Safe to call again
+// (reload): the logger object stays the same, only its sink is swapped,
+// so threads logging meanwhile are never left with a dangling logger.
 void log_init(const std::string& target, const std::string& level);
+
+// check_log_target - "" when target is syslog, stderr or file:/ABS/PATH,
+// otherwise why not (the config parser reports it with a line number).
+std::string check_log_target(std::string_view target);
 
 // log_set_level - change the level at run time ("error", "warning", "info", "debug").
 bool log_set_level(const std::string& level);

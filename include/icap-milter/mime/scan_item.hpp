@@ -33,12 +33,19 @@ struct WalkLimits {
     std::uint64_t max_scan_size = 25ull << 20; // decoded bytes per item
     std::string temp_dir = "/tmp";
     std::size_t memory_limit = 1u << 20; // per decoded-part spool
+    // RAM for all decoded-part spools of one message together: past it,
+    // further parts go straight to temp files, so a message of many
+    // mid-sized parts cannot hold max_parts * memory_limit in memory.
+    std::size_t total_memory_limit = 16u << 20;
 };
 
 // WalkResult - the items of one message, in MIME order.
 struct WalkResult {
     std::vector<ScanItem> items;
-    bool limit_hit = false;       // depth or part count exceeded: a whole-message item was added
+    // limit_hit - depth or part count exceeded (or GMime found no body):
+    // walking stopped, the items found so far are kept and a whole-message
+    // item (part_id "0") is appended last, so nothing goes unscanned.
+    bool limit_hit = false;
     std::string limit_reason;     // which limit, for the log
     std::string preamble;         // top-level multipart preamble (for the token hash later)
     std::string epilogue;         // top-level multipart epilogue

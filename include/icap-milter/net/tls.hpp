@@ -2,16 +2,25 @@
 //   tls.hpp - the shared OpenSSL client context
 // SUMMARY
 //   One SSL_CTX for all scanner connections: verification on by default
-//   (chain, host name, SNI), TLS 1.2 or later.
+//   (chain, host name, SNI), TLS 1.2 or later. tls_connect() opens one
+//   verified, non-blocking TLS connection; TlsResumption keeps the last
+//   session of a server so a reconnect can resume instead of a full
+//   handshake.
 // DIAGNOSTICS
 //   The constructor throws std::runtime_error with OpenSSL's reason when
-//   the CA file, certificate or key cannot be loaded.
+//   the CA file, certificate or key cannot be loaded, or the settings are
+//   invalid. Turning verification off logs a warning. tls_connect()
+//   returns nullptr with the handshake or verification failure in *error.
 #pragma once
 
+#include "icap-milter/net/socket.hpp"
+
+#include <cstdint>
 #include <memory>
 #include <string>
 
 typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_session_st SSL_SESSION;
 
 namespace icapm {
 
@@ -41,5 +50,28 @@ private:
     std::unique_ptr<SSL_CTX, CtxFree> ctx_;
     bool verify_ = true;
 };
+
+// TlsResumption - the last resumable session of one server. Not shared
+// between threads: each IcapSession owns one.
+class TlsResumption {
+public:
+    // store - keep session (a new reference is taken) if it is resumable.
+    void store(SSL_SESSION* session) noexcept;
+    // get - the kept session, or nullptr.
+    SSL_SESSION* get() const noexcept { return session_.get(); }
+    // clear - forget it (e.g. after a verification failure).
+    void clear() noexcept { session_.reset(); }
+
+private:
+    struct SessionFree { void operator()(SSL_SESSION* p) const noexcept; };
+    std::unique_ptr<SSL_SESSION, SessionFree> session_;
+};
+
+// tls_connect - TCP connect, then a TLS handshake before deadline with
+// SNI (names only), host name or IP verification when ctx verifies, and
+// resumption from resume (may be null). nullptr and *error on failure.
+std::unique_ptr<Connection> tls_connect(const TlsContext& ctx, const std::string& host,
+                                        std::uint16_t port, Deadline deadline,
+                                        TlsResumption* resume, std::string* error);
 
 } // namespace icapm

@@ -4,6 +4,8 @@
 //   Owns a socket (plain or TLS), sends OPTIONS (cached for Options-TTL)
 //   and RESPMOD with Preview, reading while writing. A stale pooled
 //   connection is retried once on a fresh one.
+//   While uploading it also watches for an early final reply; after one
+//   it stops sending and does not reuse the connection.
 // DIAGNOSTICS
 //   scan() never throws: every failure becomes a Verdict of kind Error
 //   (or Unscannable when the server answered but not with a usable
@@ -27,7 +29,10 @@ class TlsContext;
 // Timeouts - deadlines for one ICAP exchange.
 struct Timeouts {
     std::chrono::milliseconds connect{10000};
-    std::chrono::milliseconds io{60000};   // each read or write wait
+    std::chrono::milliseconds io{60000};   // each read or write wait; also the
+                                           // whole header part of a reply
+    std::chrono::milliseconds total{0};    // one options()/scan() call, retry
+                                           // included; 0 = no overall bound
 };
 
 // ScanRequest - per-item facts the server should see.
@@ -52,6 +57,11 @@ public:
     Verdict scan(const ScanRequest& request, ByteSource& data);
     // close - drop the connection (next call reconnects).
     void close() noexcept;
+    // set_preview - use Preview when the server offers it (default on).
+    // Off for servers that answer every preview with 204 (FortiSandbox).
+    void set_preview(bool enabled) noexcept;
+    // invalidate_options - forget cached OPTIONS; the next call refetches.
+    void invalidate_options() noexcept;
     const IcapUri& uri() const noexcept { return uri_; }
 
 private:

@@ -1,0 +1,554 @@
+// NAME
+//   schema.cpp - the one declaration of every configuration key
+// SUMMARY
+//   Each key is declared here once: name, type, default, range and help,
+//   with accessors bound to its Config field. The parser, dump_config(),
+//   the sample config and the man page's OPTIONS section all come from
+//   this table, and tests/unit/test_docs.cpp fails when the shipped docs
+//   drift from it.
+//   A range is written once, as the text administrators read ("1-256",
+//   "1K-4G", "reject|discard|accept"); the checks are derived from that
+//   text, so the documented range and the enforced one cannot differ.
+// DIAGNOSTICS
+//   A setter returns a one-line reason for a bad value ("" when fine);
+//   the parser adds file and line. A range text that does not parse is a
+//   bug in this table and throws std::logic_error when the table is built.
+#include "icap-milter/config/schema.hpp"
+
+#include "icap-milter/log/log.hpp"
+#include "icap-milter/net/uri.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <limits>
+#include <stdexcept>
+
+namespace icapm {
+namespace {
+
+using Setter = std::function<std::string(Config&, std::string_view)>;
+using Getter = std::function<std::vector<std::string>(const Config&)>;
+using Check = std::string (*)(std::string_view);
+
+// Key - the documentation half of a declaration.
+struct Key {
+    std::string_view section;
+    std::string_view name;
+    std::string_view default_value;
+    std::string_view range;
+    std::string_view help;
+};
+
+// ascii_lower - lower-case ASCII letters only (config words are ASCII).
+char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// iequals - ASCII case-insensitive comparison.
+bool iequals(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
+}
+
+// parse_digits - an unsigned decimal number and nothing else; no sign, no blanks.
+std::optional<std::uint64_t> parse_digits(std::string_view text, int base = 10) noexcept {
+    if (text.empty()) return std::nullopt;
+    std::uint64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v, base);
+    if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+    return v;
+}
+
+// split_range - "lo-hi" into its halves; a malformed range is a table bug.
+std::pair<std::string_view, std::string_view> split_range(std::string_view name, std::string_view range) {
+    auto dash = range.find('-');
+    if (dash == std::string_view::npos || dash == 0 || dash + 1 == range.size())
+        throw std::logic_error("schema: bad range for " + std::string(name));
+    return {range.substr(0, dash), range.substr(dash + 1)};
+}
+
+// bounds - both ends of a range, parsed with the key's own value parser.
+template <class T, class Parse>
+std::pair<T, T> bounds(std::string_view name, std::string_view range, Parse parse) {
+    auto [lo_text, hi_text] = split_range(name, range);
+    auto lo = parse(lo_text);
+    auto hi = parse(hi_text);
+    if (!lo || !hi || *hi < *lo) throw std::logic_error("schema: bad range for " + std::string(name));
+    return {*lo, *hi};
+}
+
+// words - the alternatives of an enum range, "a|b|c".
+std::vector<std::string_view> words(std::string_view range) {
+    std::vector<std::string_view> out;
+    std::size_t start = 0;
+    for (;;) {
+        auto bar = range.find('|', start);
+        out.push_back(range.substr(start, bar - start));
+        if (bar == std::string_view::npos) break;
+        start = bar + 1;
+    }
+    return out;
+}
+
+// out_of_range - the common wording for a value outside its range.
+std::string out_of_range(std::string_view value, std::string_view range) {
+    return "value " + std::string(value) + " is out of range " + std::string(range);
+}
+
+// spec - assemble one OptionSpec from its documentation and accessors.
+OptionSpec spec(const Key& k, OptionType type, Setter set, Getter get, bool repeatable = false,
+                std::string_view sample = {}) {
+    OptionSpec s{k.name, type, k.default_value, k.range, k.help, repeatable, std::move(set), std::move(get)};
+    s.section = k.section;
+    s.sample = sample;
+    return s;
+}
+
+// string_option - free text checked by a validator ("" from check = fine).
+OptionSpec string_option(const Key& k, std::string Config::*field, Check check) {
+    return spec(
+        k, OptionType::String,
+        [field, check](Config& c, std::string_view v) {
+            if (std::string why = check(v); !why.empty()) return why;
+            c.*field = std::string(v);
+            return std::string();
+        },
+        [field](const Config& c) { return std::vector<std::string>{c.*field}; });
+}
+
+// uint_option - a decimal number within the declared range.
+OptionSpec uint_option(const Key& k, unsigned Config::*field) {
+    auto [lo, hi] = bounds<std::uint64_t>(k.name, k.range, [](std::string_view t) { return parse_digits(t); });
+    if (hi > std::numeric_limits<unsigned>::max()) throw std::logic_error("schema: range too wide");
+    return spec(
+        k, OptionType::Uint,
+        [field, lo = lo, hi = hi, range = k.range](Config& c, std::string_view v) {
+            auto n = parse_digits(v);
+            if (!n) return "'" + std::string(v) + "' is not a number";
+            if (*n < lo || *n > hi) return out_of_range(v, range);
+            c.*field = static_cast<unsigned>(*n);
+            return std::string();
+        },
+        [field](const Config& c) { return std::vector<std::string>{std::to_string(c.*field)}; });
+}
+
+// format_octal - a file mode as "0660".
+std::string format_octal(unsigned mode) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04o", mode);
+    return buf;
+}
+
+// octal_option - a file mode, octal digits (the leading 0 is optional).
+OptionSpec octal_option(const Key& k, unsigned Config::*field) {
+    auto [lo, hi] = bounds<std::uint64_t>(k.name, k.range, [](std::string_view t) { return parse_digits(t, 8); });
+    return spec(
+        k, OptionType::Octal,
+        [field, lo = lo, hi = hi, range = k.range](Config& c, std::string_view v) {
+            auto n = parse_digits(v, 8);
+            if (!n) return "'" + std::string(v) + "' is not an octal mode (e.g. 0660)";
+            if (*n < lo || *n > hi) return out_of_range(v, range);
+            c.*field = static_cast<unsigned>(*n);
+            return std::string();
+        },
+        [field](const Config& c) { return std::vector<std::string>{format_octal(c.*field)}; });
+}
+
+// size_option - a byte count with an optional K, M or G suffix.
+OptionSpec size_option(const Key& k, std::uint64_t Config::*field) {
+    auto [lo, hi] = bounds<std::uint64_t>(k.name, k.range, [](std::string_view t) { return parse_size(t); });
+    return spec(
+        k, OptionType::Size,
+        [field, lo = lo, hi = hi, range = k.range](Config& c, std::string_view v) {
+            auto n = parse_size(v);
+            if (!n) return "'" + std::string(v) + "' is not a size (e.g. 4096, 512K, 25M, 1G)";
+            if (*n < lo || *n > hi) return out_of_range(v, range);
+            c.*field = *n;
+            return std::string();
+        },
+        [field](const Config& c) { return std::vector<std::string>{format_size(c.*field)}; });
+}
+
+// duration_option - a time span; stored as milliseconds.
+OptionSpec duration_option(const Key& k, std::chrono::milliseconds Config::*field) {
+    auto [lo, hi] =
+        bounds<std::chrono::milliseconds>(k.name, k.range, [](std::string_view t) { return parse_duration(t); });
+    return spec(
+        k, OptionType::Duration,
+        [field, lo = lo, hi = hi, range = k.range](Config& c, std::string_view v) {
+            auto d = parse_duration(v);
+            if (!d) return "'" + std::string(v) + "' is not a duration (e.g. 500ms, 10s, 2m)";
+            if (*d < lo || *d > hi) return out_of_range(v, range);
+            c.*field = *d;
+            return std::string();
+        },
+        [field](const Config& c) { return std::vector<std::string>{format_duration(c.*field)}; });
+}
+
+// seconds_option - a time span stored as whole seconds (libmilter's unit).
+OptionSpec seconds_option(const Key& k, unsigned Config::*field) {
+    auto [lo, hi] =
+        bounds<std::chrono::milliseconds>(k.name, k.range, [](std::string_view t) { return parse_duration(t); });
+    return spec(
+        k, OptionType::Duration,
+        [field, lo = lo, hi = hi, range = k.range](Config& c, std::string_view v) {
+            auto d = parse_duration(v);
+            if (!d) return "'" + std::string(v) + "' is not a duration (e.g. 30s, 5m)";
+            if (*d < lo || *d > hi) return out_of_range(v, range);
+            if (d->count() % 1000 != 0) return "'" + std::string(v) + "' is not a whole number of seconds";
+            c.*field = static_cast<unsigned>(d->count() / 1000);
+            return std::string();
+        },
+        [field](const Config& c) {
+            return std::vector<std::string>{format_duration(std::chrono::seconds(c.*field))};
+        });
+}
+
+// bool_option - yes/no and its usual synonyms; printed as yes or no.
+OptionSpec bool_option(const Key& k, bool Config::*field) {
+    return spec(
+        k, OptionType::Bool,
+        [field](Config& c, std::string_view v) {
+            auto b = parse_bool(v);
+            if (!b) return "'" + std::string(v) + "' is not yes or no";
+            c.*field = *b;
+            return std::string();
+        },
+        [field](const Config& c) { return std::vector<std::string>{c.*field ? "yes" : "no"}; });
+}
+
+// match_word - the range's own spelling of v (case-insensitive), or "".
+std::string_view match_word(std::string_view range, std::string_view v) {
+    for (std::string_view w : words(range))
+        if (iequals(w, v)) return w;
+    return {};
+}
+
+// enum_option - one word out of the range, stored as spelled in the range.
+OptionSpec enum_option(const Key& k, std::string Config::*field) {
+    return spec(
+        k, OptionType::Enum,
+        [field, range = k.range](Config& c, std::string_view v) {
+            std::string_view w = match_word(range, v);
+            if (w.empty()) return "'" + std::string(v) + "' is not one of " + std::string(range);
+            c.*field = std::string(w);
+            return std::string();
+        },
+        [field](const Config& c) { return std::vector<std::string>{c.*field}; });
+}
+
+// action_option - a policy action, restricted to the words of the range.
+OptionSpec action_option(const Key& k, Action Config::*field) {
+    for (std::string_view w : words(k.range))
+        if (!parse_action(w)) throw std::logic_error("schema: bad action in range of " + std::string(k.name));
+    return spec(
+        k, OptionType::Enum,
+        [field, range = k.range](Config& c, std::string_view v) {
+            std::string_view w = match_word(range, v);
+            if (w.empty()) return "'" + std::string(v) + "' is not one of " + std::string(range);
+            c.*field = *parse_action(w);
+            return std::string();
+        },
+        [field](const Config& c) { return std::vector<std::string>{to_string(c.*field)}; });
+}
+
+// uri_option - a repeatable scanner address, kept in canonical form so
+// the same server written two ways is caught as a duplicate.
+OptionSpec uri_option(const Key& k, std::vector<std::string> Config::*field, std::string_view sample) {
+    return spec(
+        k, OptionType::Uri,
+        [field](Config& c, std::string_view v) {
+            std::string why;
+            auto uri = parse_icap_uri(v, &why);
+            if (!uri) return "bad ICAP URI '" + std::string(v) + "': " + why;
+            std::string canon = uri->str();
+            auto& list = c.*field;
+            if (std::find(list.begin(), list.end(), canon) != list.end()) return canon + " is listed twice";
+            list.push_back(std::move(canon));
+            return std::string();
+        },
+        [field](const Config& c) { return c.*field; }, true, sample);
+}
+
+// --- value checks for string keys -------------------------------------
+
+// check_socket - libmilter socket syntax, with a port or path we can use.
+std::string check_socket(std::string_view v) {
+    std::string why;
+    return parse_milter_socket(v, &why) ? std::string() : why;
+}
+
+// check_abs_path - a required absolute path: the daemon's cwd is not fixed.
+std::string check_abs_path(std::string_view v) {
+    if (v.empty() || v.front() != '/') return "'" + std::string(v) + "' is not an absolute path";
+    return {};
+}
+
+// check_abs_path_or_empty - an absolute path, or "" for none.
+std::string check_abs_path_or_empty(std::string_view v) { return v.empty() ? std::string() : check_abs_path(v); }
+
+// check_account - a user or group name (POSIX portable set), or "".
+std::string check_account(std::string_view v) {
+    if (v.empty()) return {};
+    bool ok = v.size() <= 32 && v.front() != '-' &&
+              std::all_of(v.begin(), v.end(), [](char c) {
+                  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                         c == '_' || c == '-';
+              });
+    return ok ? std::string() : "'" + std::string(v) + "' is not a valid user or group name";
+}
+
+// check_hostname - a DNS name or "": it goes verbatim into a mail header.
+std::string check_hostname(std::string_view v) {
+    if (v.empty()) return {};
+    std::string bad = "'" + std::string(v) + "' is not a valid host name";
+    if (v.size() > 253 || v.front() == '.' || v.back() == '.' || v.find("..") != std::string_view::npos) return bad;
+    std::size_t label = 0;
+    for (char c : v) {
+        if (c == '.') {
+            label = 0;
+            continue;
+        }
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        if (!ok || ++label > 63) return bad;
+    }
+    return {};
+}
+
+// build - the table itself. Order = documentation order.
+std::vector<OptionSpec> build() {
+    constexpr std::string_view daemon = "Daemon", scanners = "Scanners", mime = "MIME and limits",
+                               policy = "Policy", logging = "Logging";
+    std::vector<OptionSpec> t;
+    t.push_back(string_option(
+        {daemon, "Socket", "unix:/run/icap-milter/icap-milter.sock", "unix:PATH|inet:PORT@HOST|inet6:PORT@HOST",
+         "Where the milter listens for the MTA. A bare absolute path means unix:PATH; inet: without @HOST "
+         "listens on all addresses. Postfix's smtpd_milters must name the same socket."},
+        &Config::socket, check_socket));
+    t.push_back(octal_option(
+        {daemon, "SocketMode", "0660", "0-0777",
+         "Permissions of a unix socket, in octal. The MTA must be able to write to it."},
+        &Config::socket_mode));
+    t.push_back(string_option(
+        {daemon, "SocketGroup", "", "group name",
+         "Group owning a unix socket, so the MTA's user can reach it. Empty: the primary group of User."},
+        &Config::socket_group, check_account));
+    t.push_back(string_option(
+        {daemon, "User", "", "user name",
+         "Unprivileged user to run as once the socket, PID file and log are open. Empty: keep the "
+         "starting user (not recommended when started as root)."},
+        &Config::user, check_account));
+    t.push_back(string_option(
+        {daemon, "PidFile", "/run/icap-milter/icap-milter.pid", "absolute path",
+         "File holding the daemon's process id. Empty: write none (e.g. under systemd)."},
+        &Config::pid_file, check_abs_path_or_empty));
+    t.push_back(string_option(
+        {daemon, "TempDirectory", "/var/tmp", "absolute path",
+         "Directory for spool files of messages larger than SpoolMemoryLimit. Files are created with mode "
+         "0600 and removed when the message is done."},
+        &Config::temp_directory, check_abs_path));
+    t.push_back(seconds_option(
+        {daemon, "MilterTimeout", "300s", "1s-24h",
+         "How long libmilter waits for the MTA on a connection (smfi_settimeout), in whole seconds."},
+        &Config::milter_timeout));
+
+    t.push_back(uri_option(
+        {scanners, "IcapServer", "", "icap://HOST[:PORT]/SERVICE|icaps://HOST[:PORT]/SERVICE",
+         "An ICAP scanner, plain (icap://, port 1344) or TLS (icaps://, port 11344). Repeat the key for "
+         "more servers; at least one is required. IPv6 literals go in brackets."},
+        &Config::icap_servers, "icap://127.0.0.1:1344/avscan"));
+    t.push_back(string_option(
+        {scanners, "TlsCAFile", "", "absolute path",
+         "PEM file of CA certificates trusted for icaps:// servers. Empty: the system default store."},
+        &Config::tls_ca_file, check_abs_path_or_empty));
+    t.push_back(string_option(
+        {scanners, "TlsCAPath", "", "absolute path",
+         "Directory of hashed CA certificates (c_rehash) trusted for icaps:// servers. Empty: none "
+         "besides TlsCAFile and the system store."},
+        &Config::tls_ca_path, check_abs_path_or_empty));
+    t.push_back(bool_option(
+        {scanners, "TlsVerify", "yes", "yes|no",
+         "Verify the certificate and host name of icaps:// servers. Turning this off is logged as a warning "
+         "at every start."},
+        &Config::tls_verify));
+    t.push_back(enum_option(
+        {scanners, "TlsMinVersion", "1.2", "1.2|1.3", "Oldest TLS protocol version accepted for icaps:// servers."},
+        &Config::tls_min_version));
+    t.push_back(duration_option(
+        {scanners, "IcapConnectTimeout", "10s", "100ms-5m",
+         "Time allowed to connect to a scanner (TCP and TLS handshake) before it counts as failed."},
+        &Config::connect_timeout));
+    t.push_back(duration_option(
+        {scanners, "IcapTimeout", "60s", "1s-1h",
+         "Time allowed for each read or write on an ICAP connection before the scan counts as failed."},
+        &Config::io_timeout));
+    t.push_back(uint_option(
+        {scanners, "ScanThreads", "4", "1-256",
+         "Worker threads, each holding one persistent ICAP session. Keep it at or below the servers' "
+         "Max-Connections."},
+        &Config::scan_threads));
+    t.push_back(uint_option(
+        {scanners, "MaxQueueLength", "1000", "1-1000000",
+         "Scan items allowed to wait for a worker. When the queue is full, new messages get the OnFail "
+         "action."},
+        &Config::max_queue_length));
+
+    t.push_back(size_option(
+        {mime, "MaxScanSize", "25M", "1K-4G",
+         "Largest decoded part sent to a scanner. Larger parts are unscannable and get the OnUnscannable "
+         "action."},
+        &Config::max_scan_size));
+    t.push_back(size_option(
+        {mime, "SpoolMemoryLimit", "1M", "0-1G",
+         "Bytes of a message kept in memory; the rest goes to a file in TempDirectory. 0 spools every "
+         "message to a file."},
+        &Config::spool_memory_limit));
+    t.push_back(uint_option(
+        {mime, "MaxMimeDepth", "16", "1-64",
+         "Deepest MIME nesting (multiparts and attached messages) walked. Deeper parts are unscannable."},
+        &Config::max_mime_depth));
+    t.push_back(uint_option(
+        {mime, "MaxMimeParts", "1000", "1-100000",
+         "Most MIME parts walked in one message. A message with more is unscannable."},
+        &Config::max_mime_parts));
+
+    t.push_back(action_option(
+        {policy, "OnInfected", "reject", "reject|discard|accept",
+         "What to do with a message a scanner found infected. accept delivers it, marked with "
+         "X-Virus-Status: Infected when AddHeaders is on."},
+        &Config::on_infected));
+    t.push_back(action_option(
+        {policy, "OnFail", "tempfail", "tempfail|accept|reject",
+         "What to do when no scanner could give a verdict (down, timeout, queue full). tempfail makes the "
+         "sender retry later, so no mail is lost or let through unscanned."},
+        &Config::on_fail));
+    t.push_back(action_option(
+        {policy, "OnUnscannable", "accept", "accept|tempfail|reject",
+         "What to do with a message holding parts that cannot be scanned (encrypted, too large, too deep). "
+         "accept delivers it with X-Virus-Status: Unscanned."},
+        &Config::on_unscannable));
+    t.push_back(bool_option(
+        {policy, "AddHeaders", "yes", "yes|no",
+         "Add X-Virus-Scanned and X-Virus-Status headers. Copies of them arriving from outside are "
+         "removed either way."},
+        &Config::add_headers));
+    t.push_back(string_option(
+        {policy, "ReportHostname", "", "host name",
+         "Host name shown in X-Virus-Scanned and in rejection texts. Empty: the system's host name."},
+        &Config::report_hostname, check_hostname));
+
+    t.push_back(string_option(
+        {logging, "LogTarget", "syslog", "syslog|stderr|file:PATH",
+         "Where log lines go: syslog (facility mail, ident icap-milter), stderr, or file:PATH with an "
+         "absolute PATH (reopened on reload)."},
+        &Config::log_target, check_log_target));
+    t.push_back(enum_option(
+        {logging, "LogLevel", "info", "error|warning|info|debug",
+         "Least severe level logged. info logs one line per message; debug logs every step."},
+        &Config::log_level));
+    return t;
+}
+
+} // namespace
+
+// schema - the table, built once on first use (thread-safe static init).
+std::span<const OptionSpec> schema() {
+    static const std::vector<OptionSpec> table = build();
+    return table;
+}
+
+// find_option - linear search: 26 keys, looked up only while parsing.
+const OptionSpec* find_option(std::string_view name) noexcept {
+    for (const OptionSpec& s : schema())
+        if (s.name == name) return &s;
+    return nullptr;
+}
+
+// type_name - the word the docs use for a value type.
+std::string_view type_name(OptionType type) noexcept {
+    switch (type) {
+    case OptionType::String: return "string";
+    case OptionType::Bool: return "boolean";
+    case OptionType::Uint: return "number";
+    case OptionType::Octal: return "octal mode";
+    case OptionType::Size: return "size";
+    case OptionType::Duration: return "duration";
+    case OptionType::Enum: return "choice";
+    case OptionType::Uri: return "ICAP URI";
+    }
+    return "?";
+}
+
+// parse_bool - the usual spellings of a switch.
+std::optional<bool> parse_bool(std::string_view text) noexcept {
+    for (std::string_view t : {"yes", "true", "on", "1"})
+        if (iequals(text, t)) return true;
+    for (std::string_view f : {"no", "false", "off", "0"})
+        if (iequals(text, f)) return false;
+    return std::nullopt;
+}
+
+// parse_size - digits and one optional binary suffix, overflow-checked.
+std::optional<std::uint64_t> parse_size(std::string_view text) noexcept {
+    if (text.empty()) return std::nullopt;
+    unsigned shift = 0;
+    switch (ascii_lower(text.back())) {
+    case 'k': shift = 10; break;
+    case 'm': shift = 20; break;
+    case 'g': shift = 30; break;
+    default: break;
+    }
+    if (shift) text.remove_suffix(1);
+    auto n = parse_digits(text);
+    if (!n || *n > (std::numeric_limits<std::uint64_t>::max() >> shift)) return std::nullopt;
+    return *n << shift;
+}
+
+// parse_duration - digits and a unit (ms, s, m, h); bare = seconds.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) noexcept {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    std::string_view unit = text.substr(digits);
+    std::uint64_t scale = 0;
+    if (unit.empty() || iequals(unit, "s")) scale = 1000;
+    else if (iequals(unit, "ms")) scale = 1;
+    else if (iequals(unit, "m")) scale = 60'000;
+    else if (iequals(unit, "h")) scale = 3'600'000;
+    else return std::nullopt;
+    auto n = parse_digits(text.substr(0, digits));
+    // Bound far below overflow of milliseconds::rep; no key needs more than days.
+    if (!n || *n > (std::uint64_t{1} << 40) / scale) return std::nullopt;
+    return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(*n * scale));
+}
+
+// format_size - the largest unit that divides the value exactly.
+std::string format_size(std::uint64_t bytes) {
+    if (bytes == 0) return "0";
+    for (auto [shift, suffix] : {std::pair{30u, 'G'}, std::pair{20u, 'M'}, std::pair{10u, 'K'}}) {
+        std::uint64_t unit = std::uint64_t{1} << shift;
+        if (bytes % unit == 0) return std::to_string(bytes / unit) + suffix;
+    }
+    return std::to_string(bytes);
+}
+
+// format_duration - seconds when exact, else milliseconds. Minutes are
+// not used: "300s" next to a man page saying "seconds" is the least surprise.
+std::string format_duration(std::chrono::milliseconds d) {
+    auto ms = d.count();
+    if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+    return std::to_string(ms) + "ms";
+}
+
+// quote_value - config-file spelling of a value, quoted only when needed.
+std::string quote_value(std::string_view value) {
+    bool plain = !value.empty() && value.find_first_of(" \t#\"\\") == std::string_view::npos;
+    if (plain) return std::string(value);
+    std::string out = "\"";
+    for (char c : value) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    out += '"';
+    return out;
+}
+
+} // namespace icapm

@@ -1,0 +1,599 @@
+// NAME
+//   walker.cpp - parse a spooled message with GMime and list its leaves
+// SUMMARY
+//   The spool is handed to GMime as a persistent stream (a dup of the
+//   spool's fd, or a memory copy of a small in-memory spool), so part
+//   content stays where it is. The tree is walked depth first in MIME
+//   order; every leaf is decoded in 64 KiB chunks through GMime's basic
+//   filter into its own Spool while its size and SHA-256 are computed.
+//   Part ids follow IMAP (RFC 3501): the body of a single-part message at
+//   P is "P.1", the children of a multipart at P are "P.1", "P.2", ...,
+//   with P empty at the top.
+//   A message/rfc822 part that GMime left as a leaf because it carries a
+//   base64 or quoted-printable transfer encoding is decoded and parsed
+//   again, so what it contains is walked too.
+//   Hostile input: GMime itself stops nesting at a few hundred levels,
+//   but builds one object of about 2 KB per MIME delimiter line, so a
+//   10 MB message of bare "--b" lines would cost gigabytes. A cheap line
+//   census bounds that before GMime is called; then depth and part count
+//   are checked while walking. Whenever a limit is hit the walk stops and
+//   the whole raw message becomes one more item (part "0"), so the
+//   scanner still sees every byte.
+// DIAGNOSTICS
+//   std::runtime_error when GMime cannot parse the message at all;
+//   std::system_error (with errno) for temp file and stream I/O errors.
+//   Limits never throw: they set limit_hit and limit_reason.
+// CONCURRENCY
+//   Each call owns its parser, streams and objects; GMime's globals are
+//   only read after mime_init(). Different messages may be walked on
+//   different threads. One spool must not be walked by two threads at
+//   once: GMime's fs stream seeks the file offset that dup() shares.
+#include "icap-milter/mime/walker.hpp"
+
+#include "icap-milter/common/sha256.hpp"
+#include "icap-milter/mime/gobject_ptr.hpp"
+
+#include <gmime/gmime.h>
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <strings.h>
+#include <system_error>
+
+namespace icapm {
+
+namespace {
+
+constexpr std::size_t kChunk = 64 * 1024;
+
+// A message is refused to GMime (and scanned whole) when it has more
+// than this many candidate part starts per allowed part: each costs
+// GMime an object, and 4x leaves room for text lines that merely start
+// with "--" (signatures, SQL comments, CSS variables).
+constexpr std::uint64_t kCensusFactor = 4;
+constexpr std::uint64_t kCensusSlack = 64;
+
+// lower - ASCII lower-case copy (MIME tokens are case-insensitive ASCII).
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
+// trim - drop surrounding blanks.
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+        s.remove_suffix(1);
+    return s;
+}
+
+// child_id - the MIME path of child n (1-based) below prefix.
+std::string child_id(const std::string& prefix, int n) {
+    return prefix.empty() ? std::to_string(n) : prefix + "." + std::to_string(n);
+}
+
+// str - a possibly null C string as a string.
+std::string str(const char* s) { return s ? std::string(s) : std::string(); }
+
+// mime_type - "type/subtype" in lower case.
+std::string mime_type(GMimeObject* o) {
+    GMimeContentType* ct = g_mime_object_get_content_type(o);
+    const char* type = ct ? g_mime_content_type_get_media_type(ct) : nullptr;
+    const char* sub = ct ? g_mime_content_type_get_media_subtype(ct) : nullptr;
+    return lower(type ? type : "application") + "/" + lower(sub ? sub : "octet-stream");
+}
+
+// content_type_param - a Content-Type parameter, lower case ("" if absent).
+std::string content_type_param(GMimeObject* o, const char* name) {
+    return lower(trim(str(g_mime_object_get_content_type_parameter(o, name))));
+}
+
+// filename - Content-Disposition filename, else Content-Type name.
+std::string filename(GMimeObject* o) {
+    const char* f = g_mime_object_get_content_disposition_parameter(o, "filename");
+    if (!f || !*f) f = g_mime_object_get_content_type_parameter(o, "name");
+    return str(f);
+}
+
+// transfer_encoding - the part's Content-Transfer-Encoding, normalised.
+std::string transfer_encoding(GMimeObject* o) {
+    if (GMIME_IS_PART(o)) {
+        GMimeContentEncoding e = g_mime_part_get_content_encoding(GMIME_PART(o));
+        if (e != GMIME_CONTENT_ENCODING_DEFAULT) {
+            if (const char* s = g_mime_content_encoding_to_string(e)) return lower(s);
+        }
+    }
+    // Unknown tokens are kept (bounded) for the log; absent means 7bit
+    // (RFC 2045 section 6.1).
+    const char* raw = g_mime_object_get_header(o, "Content-Transfer-Encoding");
+    if (!raw) return "7bit";
+    return lower(trim(std::string_view(raw).substr(0, 64)));
+}
+
+// disposition - "attachment", "inline", another token or "".
+std::string disposition(GMimeObject* o) {
+    return lower(trim(str(g_mime_object_get_disposition(o))));
+}
+
+// is_encrypted_multipart - multipart/encrypted (PGP/MIME and kin).
+bool is_encrypted_multipart(const std::string& type) { return type == "multipart/encrypted"; }
+
+// is_message_type - content types that carry a whole message.
+bool is_message_type(const std::string& type) {
+    return type == "message/rfc822" || type == "message/global" || type == "message/news";
+}
+
+// smime_reason - why a pkcs7-mime leaf cannot be scanned ("" if it can).
+std::string smime_reason(GMimeObject* o, const std::string& type) {
+    if (type != "application/pkcs7-mime" && type != "application/x-pkcs7-mime") return {};
+    std::string kind = content_type_param(o, "smime-type");
+    if (kind == "certs-only") return {};
+    // The content of opaque signed-data is inside DER the scanner cannot
+    // be trusted to unpack, so claiming it clean would be a lie.
+    if (kind == "signed-data") return "opaque-signed (S/MIME)";
+    if (kind == "compressed-data") return "compressed (S/MIME)";
+    // enveloped-data, authEnveloped-data, a bare .p7m and anything new.
+    return "encrypted (S/MIME)";
+}
+
+// size_reason - the text for an item over the scan size limit.
+std::string size_reason(std::uint64_t size, std::uint64_t max) {
+    return "size limit (" + std::to_string(size) + " > " + std::to_string(max) + " bytes)";
+}
+
+// open_stream - a GMime stream over the spool's content.
+GObjectPtr<GMimeStream> open_stream(const Spool& spool) {
+    if (!spool.on_disk()) {
+        std::string_view m = spool.memory();
+        GMimeStream* s = m.empty() ? g_mime_stream_mem_new()
+                                   : g_mime_stream_mem_new_with_buffer(m.data(), m.size());
+        if (!s) throw std::runtime_error("mime: cannot create memory stream");
+        return adopt(s);
+    }
+    UniqueFd fd(::fcntl(spool.fd(), F_DUPFD_CLOEXEC, 0));
+    if (!fd) throw std::system_error(errno, std::generic_category(), "mime: dup spool fd");
+    // Explicit bounds: the shared offset may have been moved by anyone.
+    GMimeStream* s = g_mime_stream_fs_new_with_bounds(fd.get(), 0, static_cast<gint64>(spool.size()));
+    if (!s) throw std::runtime_error("mime: cannot create file stream");
+    fd.release(); // the stream owns (and closes) the dup now
+    return adopt(s);
+}
+
+// Census - counts of lines that could each start a GMime object.
+struct Census {
+    std::uint64_t delimiters = 0; // lines beginning with "--"
+    std::uint64_t content_types = 0; // lines beginning with "Content-Type"
+};
+
+// take_census - one pass over the raw message, cheap (memchr per line).
+Census take_census(const Spool& spool, std::vector<char>& buf) {
+    Census c;
+    auto src = spool.reader();
+    char head[12];
+    std::size_t hlen = 0;
+    bool in_head = true;
+    auto classify = [&] {
+        if (hlen >= 2 && head[0] == '-' && head[1] == '-')
+            ++c.delimiters;
+        else if (hlen == sizeof head && ::strncasecmp(head, "content-type", sizeof head) == 0)
+            ++c.content_types;
+    };
+    for (std::size_t n; (n = src->read(buf)) > 0;) {
+        const char* p = buf.data();
+        const char* end = p + n;
+        while (p < end) {
+            if (in_head) {
+                char ch = *p++;
+                if (ch == '\n') {
+                    classify();
+                    hlen = 0;
+                    continue;
+                }
+                head[hlen++] = ch;
+                if (hlen == sizeof head) {
+                    classify();
+                    in_head = false;
+                }
+            } else {
+                const void* nl = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
+                if (!nl) break;
+                p = static_cast<const char*>(nl) + 1;
+                in_head = true;
+                hlen = 0;
+            }
+        }
+    }
+    if (in_head) classify();
+    return c;
+}
+
+// Decoded - what decoding one leaf produced.
+struct Decoded {
+    std::uint64_t size = 0;
+    Digest sha256{};
+    std::shared_ptr<Spool> data; // null when not kept
+};
+
+// Walker - state of one walk: limits, counters, the result being built.
+class Walker {
+public:
+    Walker(const WalkLimits& limits, WalkResult& result)
+        : lim_(limits), res_(result), buf_(kChunk) {}
+
+    // message - parse a raw message and walk its body at depth.
+    bool message(const Spool& raw, const std::string& prefix, unsigned depth, bool top);
+    // whole_message - append the part "0" item covering the raw message.
+    void whole_message(const Spool& raw);
+
+private:
+    void body(GMimeObject* body, const std::string& prefix, unsigned depth);
+    void object(GMimeObject* o, const std::string& id, unsigned depth);
+    void children(GMimeMultipart* mp, const std::string& id, const std::string& prefix,
+                  unsigned depth);
+    void leaf(GMimeObject* o, const std::string& id);
+    void boundless(GMimeMultipart* mp, const std::string& id);
+    void encoded_message(GMimeObject* o, const std::string& id, unsigned depth);
+    void encrypted(GMimeObject* o, const std::string& id, const std::string& type);
+    void empty_item(GMimeObject* o, const std::string& id);
+    ScanItem describe(GMimeObject* o, const std::string& id, const std::string& type) const;
+    void decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spool* out,
+                     std::uint64_t keep_max);
+    Decoded decode(GMimePart* part, bool keep, std::uint64_t keep_max);
+    std::shared_ptr<Spool> new_spool();
+    void push(ScanItem item);
+    bool count_part();
+    bool depth_ok(unsigned depth);
+    void hit(std::string reason);
+
+    const WalkLimits& lim_;
+    WalkResult& res_;
+    std::vector<char> buf_;
+    bool stopped_ = false;
+    std::uint64_t parts_ = 0;
+    std::uint64_t mem_used_ = 0; // RAM held by spools of finished items
+};
+
+// hit - record the first limit and stop walking.
+void Walker::hit(std::string reason) {
+    if (stopped_) return;
+    stopped_ = true;
+    res_.limit_hit = true;
+    res_.limit_reason = std::move(reason);
+}
+
+// count_part - count one more object; false once max_parts is passed.
+bool Walker::count_part() {
+    if (stopped_) return false;
+    if (++parts_ > lim_.max_parts) {
+        hit("part count limit (more than " + std::to_string(lim_.max_parts) + " parts)");
+        return false;
+    }
+    return true;
+}
+
+// depth_ok - may objects live at this nesting depth?
+bool Walker::depth_ok(unsigned depth) {
+    if (stopped_) return false;
+    if (depth > lim_.max_depth) {
+        hit("depth limit (more than " + std::to_string(lim_.max_depth) + " levels of nesting)");
+        return false;
+    }
+    return true;
+}
+
+// new_spool - a spool for one decoded part, within the message's RAM budget.
+std::shared_ptr<Spool> Walker::new_spool() {
+    std::uint64_t left = lim_.total_memory_limit > mem_used_ ? lim_.total_memory_limit - mem_used_ : 0;
+    std::size_t limit = static_cast<std::size_t>(std::min<std::uint64_t>(lim_.memory_limit, left));
+    return std::make_shared<Spool>(lim_.temp_dir, limit);
+}
+
+// push - add an item, charging its in-memory bytes to the budget.
+void Walker::push(ScanItem item) {
+    if (item.data && !item.data->on_disk()) mem_used_ += item.data->size();
+    res_.items.push_back(std::move(item));
+}
+
+// message - parse raw with GMime and walk the body; false if unparsable.
+bool Walker::message(const Spool& raw, const std::string& prefix, unsigned depth, bool top) {
+    std::uint64_t room = lim_.max_parts > parts_ ? lim_.max_parts - parts_ : 0;
+    Census c = take_census(raw, buf_);
+    std::uint64_t budget = kCensusFactor * room + kCensusSlack;
+    if (c.delimiters + c.content_types > budget) {
+        hit("part count limit (" + std::to_string(c.delimiters) + " boundary and " +
+            std::to_string(c.content_types) + " Content-Type lines, too many for " +
+            std::to_string(lim_.max_parts) + " parts)");
+        return true;
+    }
+
+    GObjectPtr<GMimeStream> stream = open_stream(raw);
+    GObjectPtr<GMimeParser> parser = adopt(g_mime_parser_new_with_stream(stream.get()));
+    g_mime_parser_set_persist_stream(parser.get(), TRUE);
+    g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
+    GObjectPtr<GMimeMessage> msg = adopt(g_mime_parser_construct_message(parser.get(), nullptr));
+    if (!msg) return false;
+
+    GMimeObject* b = g_mime_message_get_mime_part(msg.get());
+    if (!b) {
+        if (top) hit("no MIME body found");
+        return true;
+    }
+    if (top && GMIME_IS_MULTIPART(b)) {
+        res_.preamble = str(g_mime_multipart_get_prologue(GMIME_MULTIPART(b)));
+        res_.epilogue = str(g_mime_multipart_get_epilogue(GMIME_MULTIPART(b)));
+    }
+    body(b, prefix, depth);
+    return true;
+}
+
+// body - walk a message body: a multipart's children are numbered
+// directly below the message, anything else is part 1 of it.
+void Walker::body(GMimeObject* b, const std::string& prefix, unsigned depth) {
+    if (GMIME_IS_MULTIPART(b) && !is_encrypted_multipart(mime_type(b))) {
+        if (!count_part()) return;
+        children(GMIME_MULTIPART(b), child_id(prefix, 1), prefix, depth + 1);
+        return;
+    }
+    object(b, child_id(prefix, 1), depth);
+}
+
+// children - walk the parts of multipart id, which live at depth and
+// are numbered below prefix.
+void Walker::children(GMimeMultipart* mp, const std::string& id, const std::string& prefix,
+                      unsigned depth) {
+    if (!depth_ok(depth)) return;
+    int n = g_mime_multipart_get_count(mp);
+    if (n == 0) {
+        boundless(mp, id);
+        return;
+    }
+    for (int i = 0; i < n && !stopped_; ++i) {
+        if (GMimeObject* child = g_mime_multipart_get_part(mp, i))
+            object(child, child_id(prefix, i + 1), depth);
+    }
+}
+
+// object - one node of the tree: container, message or leaf.
+void Walker::object(GMimeObject* o, const std::string& id, unsigned depth) {
+    if (!count_part()) return;
+    std::string type = mime_type(o);
+    if (GMIME_IS_MULTIPART(o)) {
+        if (is_encrypted_multipart(type)) {
+            encrypted(o, id, type);
+            return;
+        }
+        children(GMIME_MULTIPART(o), id, id, depth + 1);
+    } else if (GMIME_IS_MESSAGE_PART(o)) {
+        if (!depth_ok(depth + 1)) return;
+        GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+        GMimeObject* b = inner ? g_mime_message_get_mime_part(inner) : nullptr;
+        if (b)
+            body(b, id, depth + 1);
+        else
+            empty_item(o, id);
+    } else if (GMIME_IS_PART(o)) {
+        if (is_message_type(type))
+            encoded_message(o, id, depth);
+        else
+            leaf(o, id);
+    }
+    // GMime has no other kinds of object; anything new is skipped rather
+    // than guessed at.
+}
+
+// describe - the descriptive fields of an item.
+ScanItem Walker::describe(GMimeObject* o, const std::string& id, const std::string& type) const {
+    ScanItem it;
+    it.part_id = id;
+    it.filename = filename(o);
+    it.content_type = type;
+    it.transfer_encoding = transfer_encoding(o);
+    it.disposition = disposition(o);
+    return it;
+}
+
+// empty_item - an item with no content (a message part without a message).
+void Walker::empty_item(GMimeObject* o, const std::string& id) {
+    ScanItem it = describe(o, id, mime_type(o));
+    it.sha256 = Sha256().finish();
+    it.data = new_spool();
+    push(std::move(it));
+}
+
+// decode_into - stream-decode a part's content, hashing every byte and
+// copying it to out while the total stays within keep_max.
+void Walker::decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spool* out,
+                         std::uint64_t keep_max) {
+    GMimeDataWrapper* wrapper = g_mime_part_get_content(part);
+    GMimeStream* raw = wrapper ? g_mime_data_wrapper_get_stream(wrapper) : nullptr;
+    if (!raw) return; // a part without content decodes to nothing
+    if (g_mime_stream_reset(raw) == -1)
+        throw std::system_error(errno, std::generic_category(), "mime: rewind part stream");
+    GObjectPtr<GMimeStream> filtered = adopt(g_mime_stream_filter_new(raw));
+    GMimeContentEncoding enc = g_mime_data_wrapper_get_encoding(wrapper);
+    if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+        enc == GMIME_CONTENT_ENCODING_UUENCODE) {
+        GObjectPtr<GMimeFilter> f = adopt(g_mime_filter_basic_new(enc, FALSE));
+        g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered.get()), f.get());
+    }
+    for (;;) {
+        errno = 0;
+        ssize_t n = g_mime_stream_read(filtered.get(), buf_.data(), buf_.size());
+        if (n == 0) break;
+        if (n < 0) {
+            if (g_mime_stream_eos(filtered.get())) break;
+            throw std::system_error(errno ? errno : EIO, std::generic_category(),
+                                    "mime: read part content");
+        }
+        std::string_view chunk(buf_.data(), static_cast<std::size_t>(n));
+        hash.update(chunk);
+        size += chunk.size();
+        if (out) {
+            if (size <= keep_max) {
+                out->append(chunk);
+            } else {
+                out->clear(); // over the limit: keep hashing, stop storing
+                out = nullptr;
+            }
+        }
+    }
+}
+
+// decode - decode one part into a fresh spool (if keep) plus size and hash.
+Decoded Walker::decode(GMimePart* part, bool keep, std::uint64_t keep_max) {
+    Decoded d;
+    Sha256 hash;
+    if (keep) d.data = new_spool();
+    decode_into(part, hash, d.size, d.data.get(), keep_max);
+    d.sha256 = hash.finish();
+    if (d.size > keep_max) d.data.reset();
+    return d;
+}
+
+// leaf - one ordinary part: decoded, hashed, kept if it may be scanned.
+void Walker::leaf(GMimeObject* o, const std::string& id) {
+    std::string type = mime_type(o);
+    ScanItem it = describe(o, id, type);
+    std::string why = smime_reason(o, type);
+    Decoded d = decode(GMIME_PART(o), why.empty(), lim_.max_scan_size);
+    it.size = d.size;
+    it.sha256 = d.sha256;
+    if (!why.empty()) {
+        it.scannable = false;
+        it.unscannable_reason = std::move(why);
+    } else if (d.size > lim_.max_scan_size) {
+        it.scannable = false;
+        it.unscannable_reason = size_reason(d.size, lim_.max_scan_size);
+    } else {
+        it.data = std::move(d.data);
+    }
+    push(std::move(it));
+}
+
+// boundless - a multipart in which GMime found no part (no boundary
+// parameter, or a boundary that never occurs): its whole body ended up
+// as prologue and epilogue, so those become the item, or the bytes would
+// reach no scanner.
+void Walker::boundless(GMimeMultipart* mp, const std::string& id) {
+    GMimeObject* o = GMIME_OBJECT(mp);
+    ScanItem it = describe(o, id, mime_type(o));
+    std::shared_ptr<Spool> data = new_spool();
+    Sha256 hash;
+    for (const char* text : {g_mime_multipart_get_prologue(mp), g_mime_multipart_get_epilogue(mp)}) {
+        if (!text) continue;
+        std::string_view v(text);
+        hash.update(v);
+        it.size += v.size();
+        if (it.size <= lim_.max_scan_size) data->append(v);
+    }
+    it.sha256 = hash.finish();
+    if (it.size > lim_.max_scan_size) {
+        it.scannable = false;
+        it.unscannable_reason = size_reason(it.size, lim_.max_scan_size);
+    } else {
+        it.data = std::move(data);
+    }
+    push(std::move(it));
+}
+
+// encoded_message - a message/rfc822 with base64 or quoted-printable
+// transfer encoding: GMime leaves it opaque, so decode it and walk the
+// message inside; if that cannot be parsed, it is scanned as a leaf.
+void Walker::encoded_message(GMimeObject* o, const std::string& id, unsigned depth) {
+    if (!depth_ok(depth + 1)) return;
+    Decoded d = decode(GMIME_PART(o), true, std::numeric_limits<std::uint64_t>::max());
+    // The temporary copy may hold RAM while the inner parts are walked.
+    std::uint64_t held = d.data->on_disk() ? 0 : d.data->size();
+    mem_used_ += held;
+    bool parsed = d.size > 0 && message(*d.data, id, depth + 1, false);
+    mem_used_ -= held;
+    if (parsed) return;
+
+    ScanItem it = describe(o, id, mime_type(o));
+    it.size = d.size;
+    it.sha256 = d.sha256;
+    if (d.size > lim_.max_scan_size) {
+        it.scannable = false;
+        it.unscannable_reason = size_reason(d.size, lim_.max_scan_size);
+    } else {
+        it.data = std::move(d.data);
+    }
+    push(std::move(it));
+}
+
+// encrypted - a multipart/encrypted as one unscannable item; its size and
+// hash cover the decoded bytes of its direct leaf parts, in order.
+void Walker::encrypted(GMimeObject* o, const std::string& id, const std::string& type) {
+    ScanItem it = describe(o, id, type);
+    Sha256 hash;
+    GMimeMultipart* mp = GMIME_MULTIPART(o);
+    int n = g_mime_multipart_get_count(mp);
+    for (int i = 0; i < n; ++i) {
+        GMimeObject* child = g_mime_multipart_get_part(mp, i);
+        if (child && GMIME_IS_PART(child)) decode_into(GMIME_PART(child), hash, it.size, nullptr, 0);
+    }
+    it.sha256 = hash.finish();
+    it.scannable = false;
+    it.unscannable_reason = content_type_param(o, "protocol") == "application/pgp-encrypted"
+                                ? "encrypted (PGP/MIME)"
+                                : "encrypted (multipart/encrypted)";
+    push(std::move(it));
+}
+
+// whole_message - the fallback item: the raw message, copied and hashed.
+void Walker::whole_message(const Spool& raw) {
+    ScanItem it;
+    it.part_id = "0";
+    it.filename = "message.eml";
+    it.content_type = "message/rfc822";
+    it.transfer_encoding = "binary";
+    bool keep = raw.size() <= lim_.max_scan_size;
+    // Charged to nobody: this copy replaces the parts that were not made.
+    auto copy = keep ? std::make_shared<Spool>(lim_.temp_dir, lim_.memory_limit) : nullptr;
+    Sha256 hash;
+    auto src = raw.reader();
+    for (std::size_t n; (n = src->read(buf_)) > 0;) {
+        std::string_view chunk(buf_.data(), n);
+        hash.update(chunk);
+        if (copy) copy->append(chunk);
+    }
+    it.size = raw.size();
+    it.sha256 = hash.finish();
+    if (keep) {
+        it.data = std::move(copy);
+    } else {
+        it.scannable = false;
+        it.unscannable_reason = size_reason(raw.size(), lim_.max_scan_size);
+    }
+    res_.items.push_back(std::move(it));
+}
+
+} // namespace
+
+// mime_init - g_mime_init() exactly once, whichever thread gets here first.
+void mime_init() {
+    static std::once_flag once;
+    std::call_once(once, [] { g_mime_init(); });
+}
+
+// walk_message - parse, walk, and fall back to the whole message on limits.
+WalkResult walk_message(const Spool& message, const WalkLimits& limits) {
+    mime_init();
+    WalkResult result;
+    Walker w(limits, result);
+    if (!w.message(message, "", 0, true))
+        throw std::runtime_error("mime: message cannot be parsed");
+    if (result.limit_hit) w.whole_message(message);
+    return result;
+}
+
+} // namespace icapm
