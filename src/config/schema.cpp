@@ -381,6 +381,11 @@ std::vector<OptionSpec> build() {
         {scanners, "IcapTimeout", "60s", "1s-1h",
          "Time allowed for each read or write on an ICAP connection before the scan counts as failed."},
         &Config::io_timeout));
+    t.push_back(duration_option(
+        {scanners, "ScanTimeout", "300s", "1s-1h",
+         "Time allowed for the whole scan of one part on one scanner, retry included; a server that trickles "
+         "its answer is cut off here and the part counts as failed."},
+        &Config::scan_timeout));
     t.push_back(uint_option(
         {scanners, "ScanThreads", "4", "1-256",
          "Worker threads, each holding one persistent ICAP session. Keep it at or below the servers' "

@@ -1,8 +1,8 @@
 // NAME
 //   options.cpp - ICAP OPTIONS reply -> ServerOptions
 // SUMMARY
-//   Reads Methods, ISTag, Preview, Allow, Options-TTL, Max-Connections and
-//   Service, each bounded, plus any readable engine / definition version a
+//   Reads Methods, ISTag, Preview, Allow, Options-TTL, Max-Connections,
+//   Service and the Transfer-* lists, each bounded, plus any readable engine / definition version a
 //   vendor offers (X-AV-Database-time, X-Definition-Info, F-Secure's
 //   "FSAV-<date>" ISTag) so it can be logged next to the opaque ISTag.
 // DIAGNOSTICS
@@ -82,6 +82,9 @@ std::optional<ServerOptions> parse_server_options(const IcapResponse& r, std::st
     if (const auto* f = h.find("Max-Connections"))
         if (auto n = parse_uint(f->value); n && *n > 0 && *n <= 1000000) o.max_connections = static_cast<unsigned>(*n);
     if (const auto* f = h.find("Service")) o.service = clean_threat_name(f->value);
+    if (const auto* f = h.find("Transfer-Preview")) o.transfer_preview = clean_threat_name(f->value);
+    if (const auto* f = h.find("Transfer-Ignore")) o.transfer_ignore = clean_threat_name(f->value);
+    if (const auto* f = h.find("Transfer-Complete")) o.transfer_complete = clean_threat_name(f->value);
 
     std::string info;
     auto append = [&](std::string_view name, std::string_view value) {

@@ -251,6 +251,7 @@ bool ResponseParser::take_line(std::string_view data, std::size_t& pos, std::siz
     line_.append(data.substr(pos, n));
     pos = end;
     if (nl == std::string_view::npos) return false;
+    line_raw_ = line_.size();
     line_.pop_back();
     if (!line_.empty() && line_.back() == '\r') line_.pop_back();
     return true;
@@ -449,11 +450,9 @@ ResponseParser::State ResponseParser::feed(std::string_view data) {
         switch (phase_) {
         case Phase::Status:
         case Phase::Headers: {
-            std::size_t before = pos;
-            bool got = take_line(data, pos, lim_.max_header_bytes - std::min(header_bytes_, lim_.max_header_bytes),
-                                 "ICAP header block");
-            header_bytes_ += pos - before;
-            if (!got) break;
+            // header_bytes_ counts whole lines; take_line bounds the current one.
+            if (!take_line(data, pos, lim_.max_header_bytes - header_bytes_, "ICAP header block")) break;
+            header_bytes_ += line_raw_;
             if (phase_ == Phase::Status)
                 on_status_line();
             else
@@ -491,11 +490,8 @@ ResponseParser::State ResponseParser::feed(std::string_view data) {
             }
             break;
         case Phase::Trailer: {
-            std::size_t before = pos;
-            bool got = take_line(data, pos, lim_.max_trailer_bytes - std::min(trailer_bytes_, lim_.max_trailer_bytes),
-                                 "chunk trailer");
-            trailer_bytes_ += pos - before;
-            if (!got) break;
+            if (!take_line(data, pos, lim_.max_trailer_bytes - trailer_bytes_, "chunk trailer")) break;
+            trailer_bytes_ += line_raw_;
             if (line_.empty()) {
                 resp_.body_sha256 = sha_.finish();
                 phase_ = Phase::End;

@@ -62,8 +62,11 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
         limits.memory_limit = static_cast<std::size_t>(c.spool_memory_limit);
         WalkResult walk = walk_message(msg.spool, limits);
         if (walk.limit_hit)
-            spdlog::warn("{}: {}: MIME limit reached ({}); scanning the whole message as one item", msg.queue_id,
+            spdlog::warn("{}: {}: MIME limit reached ({}); the whole raw message is scanned as part 0", msg.queue_id,
                          job, sanitize(walk.limit_reason));
+        if (walk.ambiguous)
+            spdlog::info("{}: {}: ambiguous MIME; the whole raw message is scanned too as part 0", msg.queue_id, job);
+        for (const auto& w : walk.warnings) spdlog::debug("{}: {}: MIME: {}", msg.queue_id, job, sanitize(w));
 
         const auto& items = walk.items;
         out.parts = items.size();

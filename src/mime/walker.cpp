@@ -11,14 +11,23 @@
 //   with P empty at the top.
 //   A message/rfc822 part that GMime left as a leaf because it carries a
 //   base64 or quoted-printable transfer encoding is decoded and parsed
-//   again, so what it contains is walked too.
+//   again, so what it contains is walked too. A multipart in which GMime
+//   found no part at all (no or wrong boundary) becomes an item holding
+//   its prologue and epilogue, which is where its body ended up.
 //   Hostile input: GMime itself stops nesting at a few hundred levels,
-//   but builds one object of about 2 KB per MIME delimiter line, so a
-//   10 MB message of bare "--b" lines would cost gigabytes. A cheap line
-//   census bounds that before GMime is called; then depth and part count
-//   are checked while walking. Whenever a limit is hit the walk stops and
-//   the whole raw message becomes one more item (part "0"), so the
-//   scanner still sees every byte.
+//   but builds an object of about 2 KB per MIME delimiter line and one
+//   of about 450 bytes per header line, so 10 MB of bare "--b" or "X: y"
+//   lines would cost gigabytes. A cheap line census bounds both before
+//   GMime is called; then depth and part count are checked while
+//   walking. Whenever a limit is hit the walk stops and the whole raw
+//   message becomes one more item (part "0"), so the scanner still sees
+//   every byte. GMime's critical parser warnings (conflicting headers,
+//   invalid header lines, ...) mean a mail client may see other parts
+//   than GMime did: the walk goes on, and the raw message is added as
+//   part "0" too, for the scanner's own MIME parser to judge.
+//   Known cost: GMime keeps multipart prologues and epilogues in memory
+//   (and the top-level ones are copied into WalkResult), so a message
+//   that is mostly prologue or epilogue costs about twice its size.
 // DIAGNOSTICS
 //   std::runtime_error when GMime cannot parse the message at all;
 //   std::system_error (with errno) for temp file and stream I/O errors.
@@ -41,6 +50,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <strings.h>
@@ -58,6 +68,12 @@ constexpr std::size_t kChunk = 64 * 1024;
 // with "--" (signatures, SQL comments, CSS variables).
 constexpr std::uint64_t kCensusFactor = 4;
 constexpr std::uint64_t kCensusSlack = 64;
+// Likewise each header field costs GMime about 450 bytes, so a 30 MB
+// block of "X: y" lines would take 2.5 GB and 20 s. Real mail has a few
+// dozen headers per part; 50 per part also leaves room for body lines
+// that look like headers ("Note: ...", URLs).
+constexpr std::uint64_t kHeaderFactor = 50;
+constexpr std::uint64_t kHeaderSlack = 1000;
 
 // lower - ASCII lower-case copy (MIME tokens are case-insensitive ASCII).
 std::string lower(std::string_view s) {
@@ -104,13 +120,41 @@ std::string filename(GMimeObject* o) {
     return str(f);
 }
 
+// lenient_encoding - what a forgiving mail client makes of a
+// Content-Transfer-Encoding that GMime did not recognise ("base64;",
+// "\"base64\"", "base64(x)"): decoding what such a client would decode
+// keeps the scanner from seeing only the harmless-looking encoded text.
+GMimeContentEncoding lenient_encoding(GMimeObject* o) {
+    const char* raw = g_mime_object_get_header(o, "Content-Transfer-Encoding");
+    if (!raw) return GMIME_CONTENT_ENCODING_DEFAULT;
+    std::string clean;
+    int comment = 0;
+    for (const char* p = raw; *p && p - raw < 256; ++p) {
+        if (*p == '(')
+            ++comment;
+        else if (*p == ')')
+            comment -= comment > 0;
+        else if (comment == 0 && *p != '"')
+            clean += *p;
+    }
+    std::string_view v = trim(clean);
+    std::string token = lower(v.substr(0, v.find_first_of(" \t;,")));
+    if (token.empty()) return GMIME_CONTENT_ENCODING_DEFAULT;
+    return g_mime_content_encoding_from_string(token.c_str());
+}
+
+// effective_encoding - GMime's reading of the encoding, else the lenient one.
+GMimeContentEncoding effective_encoding(GMimeObject* o) {
+    GMimeContentEncoding e = GMIME_IS_PART(o) ? g_mime_part_get_content_encoding(GMIME_PART(o))
+                                              : GMIME_CONTENT_ENCODING_DEFAULT;
+    return e != GMIME_CONTENT_ENCODING_DEFAULT ? e : lenient_encoding(o);
+}
+
 // transfer_encoding - the part's Content-Transfer-Encoding, normalised.
 std::string transfer_encoding(GMimeObject* o) {
-    if (GMIME_IS_PART(o)) {
-        GMimeContentEncoding e = g_mime_part_get_content_encoding(GMIME_PART(o));
-        if (e != GMIME_CONTENT_ENCODING_DEFAULT) {
-            if (const char* s = g_mime_content_encoding_to_string(e)) return lower(s);
-        }
+    GMimeContentEncoding e = effective_encoding(o);
+    if (e != GMIME_CONTENT_ENCODING_DEFAULT) {
+        if (const char* s = g_mime_content_encoding_to_string(e)) return lower(s);
     }
     // Unknown tokens are kept (bounded) for the log; absent means 7bit
     // (RFC 2045 section 6.1).
@@ -150,6 +194,54 @@ std::string size_reason(std::uint64_t size, std::uint64_t max) {
     return "size limit (" + std::to_string(size) + " > " + std::to_string(max) + " bytes)";
 }
 
+// OptionsFree - release parser options.
+struct OptionsFree {
+    void operator()(GMimeParserOptions* p) const noexcept { g_mime_parser_options_free(p); }
+};
+using OptionsPtr = std::unique_ptr<GMimeParserOptions, OptionsFree>;
+
+// warning_name - a GMime parser warning in words.
+const char* warning_name(GMimeParserWarning w) {
+    switch (w) {
+    case GMIME_WARN_DUPLICATED_HEADER: return "duplicated header";
+    case GMIME_WARN_DUPLICATED_PARAMETER: return "duplicated parameter";
+    case GMIME_WARN_UNENCODED_8BIT_HEADER: return "unencoded 8-bit header";
+    case GMIME_WARN_INVALID_CONTENT_TYPE: return "invalid Content-Type";
+    case GMIME_WARN_INVALID_RFC2047_HEADER_VALUE: return "invalid RFC 2047 header value";
+    case GMIME_WARN_MALFORMED_MULTIPART: return "multipart without parts";
+    case GMIME_WARN_TRUNCATED_MESSAGE: return "truncated message";
+    case GMIME_WARN_MALFORMED_MESSAGE: return "malformed message";
+    case GMIME_CRIT_INVALID_HEADER_NAME: return "invalid header line";
+    case GMIME_CRIT_CONFLICTING_HEADER: return "conflicting header";
+    case GMIME_CRIT_CONFLICTING_PARAMETER: return "conflicting parameter";
+    case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY: return "multipart without boundary";
+    case GMIME_WARN_INVALID_PARAMETER: return "invalid parameter";
+    case GMIME_WARN_INVALID_ADDRESS_LIST: return "invalid address list";
+    case GMIME_CRIT_NESTING_OVERFLOW: return "nesting overflow";
+    case GMIME_WARN_PART_WITHOUT_CONTENT: return "part without content";
+    case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT: return "part without headers or content";
+    }
+    return "unknown parser warning";
+}
+
+// is_critical - GMime's own verdict that other software may read the
+// message differently (the GMIME_CRIT_* codes).
+bool is_critical(GMimeParserWarning w) {
+    return w == GMIME_CRIT_INVALID_HEADER_NAME || w == GMIME_CRIT_CONFLICTING_HEADER ||
+           w == GMIME_CRIT_CONFLICTING_PARAMETER || w == GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY ||
+           w == GMIME_CRIT_NESTING_OVERFLOW || w == GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT;
+}
+
+// printable - a short, log-safe copy of hostile text.
+std::string printable(const char* s, std::size_t max = 64) {
+    std::string out;
+    for (; s && *s && out.size() < max; ++s) {
+        auto c = static_cast<unsigned char>(*s);
+        out += (c >= 32 && c < 127) ? static_cast<char>(c) : '?';
+    }
+    return out;
+}
+
 // open_stream - a GMime stream over the spool's content.
 GObjectPtr<GMimeStream> open_stream(const Spool& spool) {
     if (!spool.on_disk()) {
@@ -168,52 +260,89 @@ GObjectPtr<GMimeStream> open_stream(const Spool& spool) {
     return adopt(s);
 }
 
-// Census - counts of lines that could each start a GMime object.
+// Census - counts of lines that each make GMime allocate an object.
 struct Census {
-    std::uint64_t delimiters = 0; // lines beginning with "--"
+    std::uint64_t delimiters = 0;    // lines beginning with "--"
     std::uint64_t content_types = 0; // lines beginning with "Content-Type"
+    std::uint64_t headers = 0;       // lines shaped like "Name:" or "Name :"
 };
 
-// take_census - one pass over the raw message, cheap (memchr per line).
-Census take_census(const Spool& spool, std::vector<char>& buf) {
-    Census c;
-    auto src = spool.reader();
-    char head[12];
-    std::size_t hlen = 0;
-    bool in_head = true;
-    auto classify = [&] {
-        if (hlen >= 2 && head[0] == '-' && head[1] == '-')
-            ++c.delimiters;
-        else if (hlen == sizeof head && ::strncasecmp(head, "content-type", sizeof head) == 0)
-            ++c.content_types;
-    };
-    for (std::size_t n; (n = src->read(buf)) > 0;) {
-        const char* p = buf.data();
-        const char* end = p + n;
+// LineCensus - classifies lines by how they start, chunk by chunk: two
+// memchr() calls per line, byte loops only over header names.
+class LineCensus {
+public:
+    // feed - the next bytes of the message.
+    void feed(const char* p, const char* end) {
         while (p < end) {
-            if (in_head) {
-                char ch = *p++;
-                if (ch == '\n') {
-                    classify();
-                    hlen = 0;
-                    continue;
-                }
-                head[hlen++] = ch;
-                if (hlen == sizeof head) {
-                    classify();
-                    in_head = false;
-                }
-            } else {
-                const void* nl = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
-                if (!nl) break;
-                p = static_cast<const char*>(nl) + 1;
-                in_head = true;
-                hlen = 0;
-            }
+            const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+            segment(p, nl ? nl : end, nl != nullptr);
+            if (!nl) return;
+            end_line();
+            p = nl + 1;
         }
     }
-    if (in_head) classify();
-    return c;
+    // finish - the counts, including an unterminated last line.
+    Census finish() {
+        if (len_ > 0) end_line();
+        return c_;
+    }
+
+private:
+    enum State { kName, kBlank, kHeader, kNo };
+
+    // segment - part of one line; line_ends when a newline follows it.
+    void segment(const char* p, const char* e, bool line_ends) {
+        std::size_t n = static_cast<std::size_t>(e - p);
+        std::size_t take = std::min(n, sizeof head_ - hlen_);
+        std::memcpy(head_ + hlen_, p, take);
+        hlen_ += take;
+        len_ += n;
+        if (state_ != kName && state_ != kBlank) return;
+        const char* colon = static_cast<const char*>(std::memchr(p, ':', n));
+        if (!colon && line_ends) {
+            state_ = kNo; // the common body line: no colon at all
+            return;
+        }
+        for (const char* q = p; q < (colon ? colon : e) && state_ != kNo; ++q) step(*q);
+        if (colon && state_ != kNo) state_ = name_len_ > 0 ? kHeader : kNo;
+    }
+    // step - one byte before the colon: field-name chars, then blanks.
+    void step(char ch) {
+        auto c = static_cast<unsigned char>(ch);
+        bool blank = c == ' ' || c == '\t';
+        if (state_ == kName && c > 32 && c < 127 && ++name_len_ <= 998) return;
+        if (blank && name_len_ > 0) {
+            state_ = kBlank; // GMime also accepts "Name :"
+            return;
+        }
+        state_ = kNo;
+    }
+    // end_line - count the finished line and start the next.
+    void end_line() {
+        if (hlen_ >= 2 && head_[0] == '-' && head_[1] == '-')
+            ++c_.delimiters;
+        else if (hlen_ == sizeof head_ && (head_[0] | 0x20) == 'c' &&
+                 ::strncasecmp(head_, "content-type", sizeof head_) == 0)
+            ++c_.content_types;
+        if (state_ == kHeader) ++c_.headers;
+        hlen_ = len_ = name_len_ = 0;
+        state_ = kName;
+    }
+
+    Census c_;
+    char head_[12] = {};
+    std::size_t hlen_ = 0;
+    std::uint64_t len_ = 0;
+    std::size_t name_len_ = 0;
+    State state_ = kName;
+};
+
+// take_census - one pass over the raw message.
+Census take_census(const Spool& spool, std::vector<char>& buf) {
+    LineCensus lc;
+    auto src = spool.reader();
+    for (std::size_t n; (n = src->read(buf)) > 0;) lc.feed(buf.data(), buf.data() + n);
+    return lc.finish();
 }
 
 // Decoded - what decoding one leaf produced.
@@ -233,6 +362,8 @@ public:
     bool message(const Spool& raw, const std::string& prefix, unsigned depth, bool top);
     // whole_message - append the part "0" item covering the raw message.
     void whole_message(const Spool& raw);
+    // warn - note one GMime parser warning (called back during parsing).
+    void warn(GMimeParserWarning code, const char* item);
 
 private:
     void body(GMimeObject* body, const std::string& prefix, unsigned depth);
@@ -260,7 +391,32 @@ private:
     bool stopped_ = false;
     std::uint64_t parts_ = 0;
     std::uint64_t mem_used_ = 0; // RAM held by spools of finished items
+    std::uint64_t warnings_ = 0;
+    std::uint64_t critical_ = 0; // critical warnings so far
 };
+
+// on_warning - GMime's warning callback; user_data is the Walker.
+void on_warning(gint64, GMimeParserWarning code, const gchar* item, gpointer user_data) {
+    static_cast<Walker*>(user_data)->warn(code, item);
+}
+
+// warn - keep the first few warnings (a hostile message can raise one per
+// line) and flag the ambiguous ones.
+void Walker::warn(GMimeParserWarning code, const char* item) {
+    constexpr std::uint64_t kKept = 16;
+    if (is_critical(code)) {
+        res_.ambiguous = true;
+        ++critical_;
+    }
+    ++warnings_;
+    if (warnings_ <= kKept) {
+        std::string w = warning_name(code);
+        if (item && *item) w += " (" + printable(item) + ")";
+        res_.warnings.push_back(std::move(w));
+    } else if (warnings_ == kKept + 1) {
+        res_.warnings.push_back("more warnings not shown");
+    }
+}
 
 // hit - record the first limit and stop walking.
 void Walker::hit(std::string reason) {
@@ -314,12 +470,21 @@ bool Walker::message(const Spool& raw, const std::string& prefix, unsigned depth
             std::to_string(lim_.max_parts) + " parts)");
         return true;
     }
+    std::uint64_t header_budget = kHeaderFactor * room + kHeaderSlack;
+    if (c.headers > header_budget) {
+        hit("header limit (" + std::to_string(c.headers) + " header lines, more than " +
+            std::to_string(header_budget) + " for " + std::to_string(lim_.max_parts) + " parts)");
+        return true;
+    }
 
+    // Declared first so it outlives the objects parsed with it.
+    OptionsPtr options(g_mime_parser_options_new());
+    g_mime_parser_options_set_warning_callback(options.get(), on_warning, this);
     GObjectPtr<GMimeStream> stream = open_stream(raw);
     GObjectPtr<GMimeParser> parser = adopt(g_mime_parser_new_with_stream(stream.get()));
     g_mime_parser_set_persist_stream(parser.get(), TRUE);
     g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
-    GObjectPtr<GMimeMessage> msg = adopt(g_mime_parser_construct_message(parser.get(), nullptr));
+    GObjectPtr<GMimeMessage> msg = adopt(g_mime_parser_construct_message(parser.get(), options.get()));
     if (!msg) return false;
 
     GMimeObject* b = g_mime_message_get_mime_part(msg.get());
@@ -419,22 +584,32 @@ void Walker::decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spo
     if (g_mime_stream_reset(raw) == -1)
         throw std::system_error(errno, std::generic_category(), "mime: rewind part stream");
     GObjectPtr<GMimeStream> filtered = adopt(g_mime_stream_filter_new(raw));
-    GMimeContentEncoding enc = g_mime_data_wrapper_get_encoding(wrapper);
+    GMimeContentEncoding enc = effective_encoding(GMIME_OBJECT(part));
     if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
         enc == GMIME_CONTENT_ENCODING_UUENCODE) {
         GObjectPtr<GMimeFilter> f = adopt(g_mime_filter_basic_new(enc, FALSE));
         g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered.get()), f.get());
     }
-    for (;;) {
-        errno = 0;
-        ssize_t n = g_mime_stream_read(filtered.get(), buf_.data(), buf_.size());
-        if (n == 0) break;
-        if (n < 0) {
-            if (g_mime_stream_eos(filtered.get())) break;
-            throw std::system_error(errno ? errno : EIO, std::generic_category(),
-                                    "mime: read part content");
+    for (bool eof = false; !eof;) {
+        // GMime's filter hands out about 3 KiB per read; gather a full
+        // buffer so the spool sees one write (and SHA-256 one update)
+        // per 64 KiB instead of per 3 KiB.
+        std::size_t fill = 0;
+        while (fill < buf_.size()) {
+            errno = 0;
+            ssize_t n = g_mime_stream_read(filtered.get(), buf_.data() + fill, buf_.size() - fill);
+            if (n > 0) {
+                fill += static_cast<std::size_t>(n);
+                continue;
+            }
+            if (n < 0 && !g_mime_stream_eos(filtered.get()))
+                throw std::system_error(errno ? errno : EIO, std::generic_category(),
+                                        "mime: read part content");
+            eof = true;
+            break;
         }
-        std::string_view chunk(buf_.data(), static_cast<std::size_t>(n));
+        if (fill == 0) break;
+        std::string_view chunk(buf_.data(), fill);
         hash.update(chunk);
         size += chunk.size();
         if (out) {
@@ -507,16 +682,21 @@ void Walker::boundless(GMimeMultipart* mp, const std::string& id) {
 
 // encoded_message - a message/rfc822 with base64 or quoted-printable
 // transfer encoding: GMime leaves it opaque, so decode it and walk the
-// message inside; if that cannot be parsed, it is scanned as a leaf.
+// message inside; if that cannot be parsed (or only with critical
+// warnings), the decoded bytes are also scanned as a leaf.
 void Walker::encoded_message(GMimeObject* o, const std::string& id, unsigned depth) {
     if (!depth_ok(depth + 1)) return;
     Decoded d = decode(GMIME_PART(o), true, std::numeric_limits<std::uint64_t>::max());
     // The temporary copy may hold RAM while the inner parts are walked.
     std::uint64_t held = d.data->on_disk() ? 0 : d.data->size();
+    std::uint64_t critical_before = critical_;
     mem_used_ += held;
     bool parsed = d.size > 0 && message(*d.data, id, depth + 1, false);
     mem_used_ -= held;
-    if (parsed) return;
+    // If GMime had to guess (say the "message" is really an executable
+    // whose bytes it read as bad headers and dropped), the decoded bytes
+    // are scanned as they are as well.
+    if (parsed && (critical_ == critical_before || stopped_)) return;
 
     ScanItem it = describe(o, id, mime_type(o));
     it.size = d.size;
@@ -592,7 +772,16 @@ WalkResult walk_message(const Spool& message, const WalkLimits& limits) {
     Walker w(limits, result);
     if (!w.message(message, "", 0, true))
         throw std::runtime_error("mime: message cannot be parsed");
-    if (result.limit_hit) w.whole_message(message);
+    if (result.limit_hit) {
+        w.whole_message(message);
+    } else if (result.ambiguous) {
+        // The parts were scanned; the raw copy is a second opinion only,
+        // so a message too big for it must not turn into "unscanned".
+        if (message.size() <= limits.max_scan_size)
+            w.whole_message(message);
+        else
+            result.warnings.push_back("too large for a whole-message rescan");
+    }
     return result;
 }
 

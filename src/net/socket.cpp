@@ -201,6 +201,12 @@ IoResult PlainConnection::write_some(std::string_view data) {
     }
 }
 
+// abort - SO_LINGER with zero time: close() sends RST and drops queued data.
+void Connection::abort() noexcept {
+    linger l{1, 0};
+    (void)::setsockopt(fd(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
+
 // shutdown - send FIN; the descriptor is closed by its owner.
 void PlainConnection::shutdown() noexcept { (void)::shutdown(fd_.get(), SHUT_RDWR); }
 

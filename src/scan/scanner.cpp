@@ -126,6 +126,7 @@ Scanner::Scanner(std::shared_ptr<const Config> config) : impl_(std::make_unique<
     }
     impl_->timeouts.connect = c.connect_timeout;
     impl_->timeouts.io = c.io_timeout;
+    impl_->timeouts.total = c.scan_timeout;
     for (unsigned i = 0; i < c.scan_threads; ++i)
         impl_->workers.emplace_back([this, i] { impl_->work(i); });
 }
@@ -148,13 +149,13 @@ std::vector<Verdict> Scanner::scan(std::vector<ScanTask> tasks, const std::funct
     batch->results.resize(n, error_verdict("not scanned"));
     batch->remaining = n;
 
-    // An item may need every server once, each with a connect and a few
-    // I/O waits; past that something is stuck and OnFail is the answer.
+    // An item may need every server once, each bounded by ScanTimeout;
+    // past that something is stuck and OnFail is the answer.
     const auto& c = *impl_->config;
     using Clock = std::chrono::steady_clock;
     const auto servers = static_cast<long>(impl_->servers.size());
     const auto rounds = static_cast<long>(n / c.scan_threads + 2);
-    const Clock::duration per_item = (c.connect_timeout + c.io_timeout * 3) * servers;
+    const Clock::duration per_item = (c.scan_timeout + c.connect_timeout) * servers;
     const Clock::time_point deadline = Clock::now() + per_item * rounds;
 
     for (std::size_t i = 0; i < n; ++i) {

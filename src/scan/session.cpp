@@ -35,6 +35,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -143,7 +145,7 @@ private:
         switch (r.status) {
         case IoStatus::Ok:
             p_.feed(std::string_view(rbuf_.data(), r.bytes));
-            if (p_.state() == ResponseParser::State::Continue && auto_continue) p_.resume();
+            while (p_.state() == ResponseParser::State::Continue && auto_continue) p_.resume();
             if (p_.state() == ResponseParser::State::Error) {
                 failure("ICAP protocol error: " + p_.error(), false);
                 return false;
@@ -229,22 +231,26 @@ struct IcapSession::Impl {
         std::string error;
     };
 
-    // drop - close the connection (politely) and forget it.
-    void drop() noexcept {
+    // drop - close the connection and forget it. abortive: reset it, as
+    // a request was left unfinished and nothing more should be sent.
+    void drop(bool abortive = false) noexcept {
         if (!conn) return;
-        conn->shutdown();
+        if (abortive)
+            conn->abort();
+        else
+            conn->shutdown();
         conn.reset();
         exchanges = 0;
     }
 
     // finish - after a complete reply: keep the TLS session, and the
-    // connection if it may carry another request.
-    void finish(bool reusable) {
+    // connection if it may carry another request; abortive as for drop().
+    void finish(bool reusable, bool abortive = false) {
         conn->keep_tls_session(resumption);
         if (reusable)
             ++exchanges;
         else
-            drop();
+            drop(abortive);
     }
 
     // idle_alive - whether a pooled connection still looks usable: an idle
@@ -296,7 +302,7 @@ struct IcapSession::Impl {
                 return r;
             }
             r = attempt(overall);
-            if (r.outcome != Outcome::Done) drop();
+            if (r.outcome != Outcome::Done) drop(true);
             if (r.outcome == Outcome::Stale && reused && round == 0) {
                 spdlog::debug("job={} server={} pooled connection was stale ({}); retrying on a new one",
                               job, uri_text, r.error);
@@ -370,7 +376,8 @@ struct IcapSession::Impl {
             uri, RespmodHead{user_agent, req.filename, size, preview});
 
         ParserLimits lim;
-        lim.max_body = size > lim.max_body - kReplySlack ? lim.max_body : size + kReplySlack;
+        // A reply may replace the item with a block page, never grow it much.
+        lim.max_body = size > UINT64_MAX - kReplySlack ? UINT64_MAX : size + kReplySlack;
         ResponseParser parser(lim);
         Pump pump(*conn, parser, timeouts, dl, rbuf);
         Sha256 sha;
@@ -410,7 +417,9 @@ struct IcapSession::Impl {
                 st = pump.receive();
                 pump.auto_continue = true;
                 if (st == Pump::Step::Reply && parser.state() == ResponseParser::State::Continue) {
-                    if (parser.resume() == ResponseParser::State::NeedMore) {
+                    while (parser.resume() == ResponseParser::State::Continue) {
+                    }
+                    if (parser.state() == ResponseParser::State::NeedMore) {
                         st = send_body(size);
                         if (st == Pump::Step::Sent) st = pump.send(kLastChunk);
                         if (st == Pump::Step::Sent) upload_complete = true;
@@ -440,7 +449,8 @@ struct IcapSession::Impl {
         if (early && !continue_then_final)
             spdlog::debug("job={} server={} early reply after {} of {} bytes; not reusing the connection",
                           req.job_id, uri_text, sent, size);
-        finish(!early && !resp.connection_close && parser.excess() == 0 && !pump.peer_closed());
+        finish(!early && !resp.connection_close && parser.excess() == 0 && !pump.peer_closed(),
+               early || continue_then_final);
 
         SentBody body{sent, sha.finish(), upload_complete && sent == size};
         *verdict = classify_respmod(resp, body);
@@ -462,24 +472,25 @@ struct IcapSession::Impl {
         const auto start = SteadyClock::now();
         const Deadline overall = overall_deadline();
         std::string err;
-        auto o = fetch_options(overall, req.job_id, &err);
-        if (!o) return error_verdict("OPTIONS failed: " + err);
-        if (!o->supports("RESPMOD")) {
-            spdlog::warn("job={} server={} service does not offer RESPMOD", req.job_id, uri_text);
-            return error_verdict("ICAP service does not offer RESPMOD");
-        }
         Verdict v;
-        AttemptResult r;
-        try {
-            r = with_retry(overall, req.job_id,
-                           [&](Deadline dl) { return respmod(dl, req, data, *o, &v); });
-        } catch (const std::exception& e) {
-            // The ByteSource failed mid-request: the connection is unusable.
-            drop();
-            r.outcome = Outcome::Failed;
-            r.error = fmt::format("reading the item failed: {}", e.what());
+        auto o = fetch_options(overall, req.job_id, &err);
+        if (!o) {
+            v = error_verdict("OPTIONS failed: " + err);
+        } else if (!o->supports("RESPMOD")) {
+            v = error_verdict("ICAP service does not offer RESPMOD");
+        } else {
+            AttemptResult r;
+            try {
+                r = with_retry(overall, req.job_id,
+                               [&](Deadline dl) { return respmod(dl, req, data, *o, &v); });
+            } catch (const std::exception& e) {
+                // The ByteSource failed mid-request: the connection is unusable.
+                drop(true);
+                r.outcome = Outcome::Failed;
+                r.error = fmt::format("reading the item failed: {}", e.what());
+            }
+            if (r.outcome != Outcome::Done) v = error_verdict(r.error);
         }
-        if (r.outcome != Outcome::Done) v = error_verdict(r.error);
         v.server = uri_text;
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start).count();
         const std::string file = header_safe(req.filename, 80);
@@ -517,7 +528,7 @@ std::optional<ServerOptions> IcapSession::options(std::string* error) {
         if (!o && error) *error = err;
         return o;
     } catch (const std::exception& e) {
-        impl_->drop();
+        impl_->drop(true);
         if (error) *error = fmt::format("OPTIONS failed: {}", e.what());
     }
     return std::nullopt;
@@ -528,12 +539,12 @@ Verdict IcapSession::scan(const ScanRequest& request, ByteSource& data) {
     try {
         return impl_->scan(request, data);
     } catch (const std::exception& e) {
-        impl_->drop();
+        impl_->drop(true);
         Verdict v = error_verdict(fmt::format("internal error: {}", e.what()));
         v.server = impl_->uri_text;
         return v;
     } catch (...) {
-        impl_->drop();
+        impl_->drop(true);
         Verdict v = error_verdict("internal error");
         v.server = impl_->uri_text;
         return v;

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -69,7 +70,7 @@ def show_clean(lab_sink, outcome: mail.Outcome) -> bool:
         "Headers icap-milter added:", 2)
     for name in ("X-Virus-Scanned", "X-Virus-Status"):
         for value in got.header_values(name):
-            say(f"{name}: {value}", 6)
+            say(f"{name}: {' '.join(value.split())}", 6, wrap=False)
     return got.header_values("X-Virus-Status") == ["Clean"]
 
 
@@ -82,6 +83,20 @@ def show_infected(lab_sink, outcome: mail.Outcome) -> bool:
         return not lab_sink.find(outcome.message_id)
     say(f"{RED}Unexpected: the infected message was not rejected.{RESET}", 2)
     return False
+
+
+def show_wiring(postfix, milter) -> None:
+    """show_wiring - the Postfix parameters and the icap-milter config used."""
+    say()
+    say(f"{BOLD}How it is wired{RESET}")
+    say("Postfix main.cf (milter part):", 2)
+    for key in ("smtpd_milters", "non_smtpd_milters", "milter_default_action",
+                "milter_protocol", "milter_content_timeout"):
+        say(f"{key} = {postfix.params[key]}", 6, wrap=False)
+    say("icap-milter.conf:", 2)
+    for line in milter.conf.read_text().splitlines():
+        if line and not line.startswith("#"):
+            say(line, 6, wrap=False)
 
 
 def show_logs(lab: Lab, milter, postfix, icap, queue_ids: list[str]) -> None:
@@ -112,7 +127,7 @@ def show_logs(lab: Lab, milter, postfix, icap, queue_ids: list[str]) -> None:
 def run_demo(binary: Path, pause: bool, clean: bool) -> int:
     """run_demo - start the lab, send the two messages, explain, stop."""
     ok = True
-    with Lab(keep=not clean) as lab:
+    with Lab(keep=not clean, verbose=False) as lab:
         say(f"{BOLD}icap-milter demo{RESET}: scan mail through ICAP antivirus, on loopback only.")
         say(f"Work directory (configs, logs, queue): {lab.dir}")
         say()
@@ -139,6 +154,7 @@ def run_demo(binary: Path, pause: bool, clean: bool) -> int:
         step(5, total, f"Postfix started (master pid {postfix.pid}): smtpd on "
                        f"127.0.0.1:{postfix.smtp_port}, smtpd_milters = {sock}, relaying "
                        f"to a test mailbox on 127.0.0.1:{sink.port}.")
+        show_wiring(postfix, milter)
         say()
         say(f"{BOLD}Message 1{RESET}: a clean message with two attachments "
             "(report.csv, data.bin)")
@@ -179,6 +195,8 @@ def main() -> int:
     if not os.access(args.milter, os.X_OK):
         print(f"demo: no icap-milter binary at {args.milter}")
         return 2
+    for sig in (signal.SIGTERM, signal.SIGHUP):   # unwind, so the lab stops its processes
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     try:
         return run_demo(args.milter.resolve(), args.pause, args.clean)
     except LabError as e:

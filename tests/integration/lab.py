@@ -153,6 +153,8 @@ class Daemon:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.console = self.dir / "console.log"   # its stdout and stderr
         self.proc: Optional[subprocess.Popen] = None
+        self.stop_seconds: Optional[float] = None
+        self.killed = False
 
     # Subclasses provide argv() and ready(); they may override stop_timeout.
     stop_timeout = 10.0
@@ -199,10 +201,13 @@ class Daemon:
 
     def stop(self) -> Optional[int]:
         """stop - SIGTERM by PID, wait, then SIGKILL its process group;
-        returns the exit status (None if it was not running)."""
+        returns the exit status (None if it was not running). Records how
+        long the process took (stop_seconds) and whether it had to be
+        killed (killed)."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            t0 = time.monotonic()
             try:
                 os.kill(self.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -210,7 +215,8 @@ class Daemon:
             try:
                 self.proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
-                pass
+                self.killed = True
+            self.stop_seconds = time.monotonic() - t0
         # The process group was created for this daemon alone (setsid at
         # spawn), so it holds only processes the lab started: its children.
         try:
@@ -371,7 +377,7 @@ class CIcap(Daemon):
 
     def __init__(self, name: str, directory: Path, clamd: Clamd, port: int,
                  tls_port: Optional[int] = None, cert: Optional[ServerCert] = None,
-                 debug_level: int = 1) -> None:
+                 debug_level: int = 1, extra_conf: Iterable[str] = ()) -> None:
         super().__init__(name, directory)
         if (tls_port is None) != (cert is None):
             raise LabError("a TLS port needs a certificate, and the reverse")
@@ -417,10 +423,10 @@ class CIcap(Daemon):
             f"ServiceAlias {self.SERVICE} virus_scan?allow204=on&sizelimit=off&mode=simple",
             "virus_scan.ScanFileTypes TEXT DATA EXECUTABLE ARCHIVE GRAPHICS STREAM DOCUMENT",
             "virus_scan.SendPercentData 0",
-            "virus_scan.StartSendPercentDataAfter 2M",
             "virus_scan.Allow204Responces on",
             "virus_scan.MaxObjectSize 200M",
             "virus_scan.DefaultEngine clamd",
+            *extra_conf,
         ]
         self.conf.write_text("\n".join(lines) + "\n")
 
@@ -818,6 +824,7 @@ class Lab:
 
     keep: bool = False
     base: Optional[Path] = None
+    verbose: bool = True          # say where a kept work directory is
     dir: Path = field(init=False)
     ports: PortAllocator = field(default_factory=PortAllocator)
     _started: list = field(default_factory=list)
@@ -850,7 +857,8 @@ class Lab:
             except Exception as e:  # keep stopping the others
                 print(f"lab: stopping {getattr(component, 'name', component)}: {e}")
         if self.keep:
-            print(f"lab: work directory kept: {self.dir}")
+            if self.verbose:
+                print(f"lab: work directory kept: {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -887,13 +895,14 @@ class Lab:
         return self.track(Clamd(name, self.dir / name, self.db).start())
 
     def start_cicap(self, name: str, clamd: Clamd, tls: bool = True,
-                    ca_name: str = "test-ca") -> CIcap:
+                    ca_name: str = "test-ca", extra_conf: Iterable[str] = ()) -> CIcap:
         """start_cicap - start a c-icap instance on fresh ports; with tls, it
         also listens for ICAP over TLS with a certificate for localhost and
-        127.0.0.1 signed by CA ca_name."""
+        127.0.0.1 signed by CA ca_name. extra_conf lines are appended to
+        its config (later keys override earlier ones)."""
         cert = self.pki.server(f"{name}-server", ca_name) if tls else None
         icap = CIcap(name, self.dir / name, clamd, self.ports.get(),
-                     self.ports.get() if tls else None, cert)
+                     self.ports.get() if tls else None, cert, extra_conf=extra_conf)
         return self.track(icap.start())
 
     def start_sink(self, name: str = "sink") -> SmtpSink:

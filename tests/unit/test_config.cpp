@@ -70,7 +70,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 27);
+    CHECK(schema().size() == 28);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -467,6 +467,7 @@ TEST_CASE("config: dump_config round-trips") {
             "TlsMinVersion 1.3\n"
             "IcapConnectTimeout 1500ms\n"
             "IcapTimeout 2m\n"
+            "ScanTimeout 90s\n"
             "ScanThreads 16\n"
             "MaxQueueLength 50\n"
             "MaxScanSize 1000000\n"

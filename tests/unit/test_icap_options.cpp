@@ -46,6 +46,8 @@ TEST_CASE("icap options: real c-icap reply") {
     CHECK_FALSE(o->max_connections); // c-icap omits it
     CHECK(o->service == "C-ICAP/0.5.10 server - Antivirus service");
     CHECK(o->version_info.empty());
+    CHECK(o->transfer_preview == "*");
+    CHECK(o->transfer_ignore.empty());
 }
 
 TEST_CASE("icap options: Kaspersky database time and Max-Connections") {

@@ -231,6 +231,21 @@ TEST_CASE("icap response: oversized and endless header blocks are rejected") {
         for (int i = 0; i < 300; ++i) text += "\tx\r\n";
         CHECK(p.feed(text + "\r\n") == State::Error);
     }
+    SUBCASE("the limit does not depend on how the bytes arrive") {
+        ParserLimits lim;
+        lim.max_header_bytes = 1000;
+        const std::string fits = "ICAP/1.0 204 No Content\r\nX-A: " + std::string(900, 'a') + "\r\n\r\n";
+        ResponseParser whole(lim), bytes(lim);
+        CHECK(whole.feed(fits) == State::Done);
+        State s = State::NeedMore;
+        for (char c : fits) s = bytes.feed(std::string_view(&c, 1));
+        CHECK(s == State::Done);
+        const std::string too_big = "ICAP/1.0 204 No Content\r\nX-A: " + std::string(980, 'a') + "\r\n\r\n";
+        ResponseParser w2(lim), b2(lim);
+        CHECK(w2.feed(too_big) == State::Error);
+        for (char c : too_big) s = b2.feed(std::string_view(&c, 1));
+        CHECK(s == State::Error);
+    }
     SUBCASE("a 64 KiB header block") {
         ParserLimits lim;
         ResponseParser p(lim);

@@ -360,6 +360,29 @@ TEST_CASE("mime walker: a flood of delimiter lines is refused before GMime parse
     CHECK(r.items[0].size == raw.size());
 }
 
+TEST_CASE("mime walker: a flood of header lines is refused before GMime parses it") {
+    WalkLimits lim;
+    lim.max_parts = 10; // header budget: 50 per part + 1000 = 1500
+    auto flood = [](const std::string& line, int n) {
+        std::string raw = "From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n";
+        for (int i = 0; i < n; ++i) raw += line;
+        return raw + "\r\nbody\r\n--b--\r\n";
+    };
+    for (const std::string line : {"X: y\r\n", "X-Long-Name-Header :y\r\n"}) {
+        CAPTURE(line);
+        WalkResult r = walk(flood(line, 1600), lim);
+        CHECK(r.limit_hit);
+        CHECK(r.limit_reason.find("header limit") != std::string::npos);
+        REQUIRE(r.items.size() == 1);
+        CHECK(r.items[0].part_id == "0");
+        CHECK_FALSE(walk(flood(line, 1400), lim).limit_hit);
+    }
+    // Body lines without a colon, or with text before it, are not headers.
+    std::string text = "From: a@example.org\r\n\r\n";
+    for (int i = 0; i < 5000; ++i) text += "plain words here: and more\r\nSGVsbG8gV29ybGQ=\r\n";
+    CHECK_FALSE(walk(text, lim).limit_hit);
+}
+
 TEST_CASE("mime walker: whole-message fallback over the size limit is unscannable") {
     WalkLimits lim;
     lim.max_depth = 2;
@@ -404,6 +427,19 @@ TEST_CASE("mime walker: base64-encoded message/rfc822 is decoded and walked") {
     CHECK(content(item(r, "2.2")) == "MZpayload");
 }
 
+TEST_CASE("mime walker: a base64 message/rfc822 that is no message is scanned decoded") {
+    // "MZ" bytes with no header structure: GMime drops them as bad header
+    // lines, so the decoded bytes themselves must become an item.
+    std::string raw = crlf("From: a@example.org\nContent-Type: multipart/mixed; boundary=o\n\n"
+                           "--o\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n"
+                           "TVpQRS1QQVlMT0FELUJZVEVTCgpib2R5Cg==\n--o--\n");
+    WalkResult r = walk(raw);
+    bool found = false;
+    for (const auto& it : r.items)
+        if (it.part_id == "1" && it.data && content(it) == "MZPE-PAYLOAD-BYTES\n\nbody\n") found = true;
+    CHECK(found);
+}
+
 TEST_CASE("mime walker: message/global is walked like message/rfc822") {
     std::string raw = crlf("From: a@example.org\nContent-Type: multipart/mixed; boundary=o\n\n"
                            "--o\nContent-Type: message/global\n\n"
@@ -425,6 +461,22 @@ TEST_CASE("mime walker: uuencoded part is decoded") {
     REQUIRE(ids(r) == "1");
     CHECK(item(r, "1").transfer_encoding == "x-uuencode"); // GMime's canonical name
     CHECK(content(item(r, "1")) == "abc");
+}
+
+TEST_CASE("mime walker: sloppy Content-Transfer-Encoding values are decoded leniently") {
+    for (const char* cte : {"base64;", "\"base64\"", "base64(comment)", " (c) BASE64 ", "base64,7bit"}) {
+        CAPTURE(cte);
+        std::string raw = "From: a@example.org\r\nContent-Type: application/octet-stream\r\n"
+                          "Content-Transfer-Encoding: " + std::string(cte) + "\r\n\r\nSGVsbG8gV29ybGQ=\r\n";
+        WalkResult r = walk(raw);
+        REQUIRE(r.items.size() == 1);
+        CHECK(content(r.items[0]) == "Hello World");
+        CHECK(r.items[0].transfer_encoding == "base64");
+    }
+    // an unknown token stays undecoded and is reported as written
+    WalkResult r = walk("Content-Transfer-Encoding: X-Custom\r\n\r\nSGVsbG8=\r\n");
+    CHECK(content(r.items[0]) == "SGVsbG8=\r\n");
+    CHECK(r.items[0].transfer_encoding == "x-custom");
 }
 
 TEST_CASE("mime walker: malformed multipart without closing boundary") {
@@ -470,8 +522,11 @@ TEST_CASE("mime walker: multipart without a boundary parameter still covers the 
                            "--x\nContent-Type: text/plain\n\nMARKER-NO-BOUNDARY\n--x--\n");
     WalkResult r = walk(raw);
     // GMime finds no part, so the whole body is the multipart's prologue:
-    // the multipart itself becomes the item that carries those bytes.
-    REQUIRE(ids(r) == "1");
+    // the multipart itself becomes the item that carries those bytes (and
+    // being ambiguous MIME, the raw message is part "0" as well).
+    REQUIRE(ids(r) == "1,0");
+    CHECK(r.ambiguous);
+    CHECK_FALSE(r.limit_hit);
     CHECK(item(r, "1").content_type == "multipart/mixed");
     CHECK(content(item(r, "1")).find("MARKER-NO-BOUNDARY") != std::string::npos);
 
@@ -480,8 +535,44 @@ TEST_CASE("mime walker: multipart without a boundary parameter still covers the 
                               "--o\nContent-Type: multipart/related; boundary=never\n\n"
                               "NESTED-MARKER\n--o--\n");
     WalkResult n = walk(nested);
-    REQUIRE(ids(n) == "1");
+    REQUIRE(n.items.size() >= 1);
+    CHECK(n.items[0].part_id == "1");
     CHECK(content(item(n, "1")).find("NESTED-MARKER") != std::string::npos);
+}
+
+TEST_CASE("mime walker: ambiguous MIME adds the raw message as a second opinion") {
+    // Two different Content-Types: GMime takes one, a mail client may take
+    // the other, so the scanner also gets the raw message to judge.
+    std::string conflict = "From: a@example.org\r\nContent-Type: text/plain\r\n"
+                           "Content-Type: application/x-msdownload; name=a.exe\r\n"
+                           "Content-Transfer-Encoding: base64\r\n\r\nTVo=\r\n";
+    WalkResult r = walk(conflict);
+    CHECK(r.ambiguous);
+    CHECK_FALSE(r.limit_hit);
+    REQUIRE(ids(r) == "1,0");
+    CHECK(content(item(r, "0")) == conflict);
+    REQUIRE_FALSE(r.warnings.empty());
+    CHECK(r.warnings[0].find("conflicting header") != std::string::npos);
+
+    // Header lines without a colon vanish in GMime; the raw copy keeps them.
+    std::string hidden = "From: a@example.org\r\nX-First: a\r\nHIDDEN-PAYLOAD-LINE\r\n\r\nbody\r\n";
+    WalkResult h = walk(hidden);
+    CHECK(h.ambiguous);
+    CHECK(all_content(h).find("HIDDEN-PAYLOAD-LINE") != std::string::npos);
+
+    // Too big for a rescan: no unscannable item appears, only a warning.
+    WalkLimits lim;
+    lim.max_scan_size = conflict.size() - 1;
+    WalkResult big = walk(conflict, lim);
+    CHECK(big.ambiguous);
+    CHECK(ids(big) == "1");
+    CHECK(big.warnings.back().find("too large") != std::string::npos);
+
+    // A flood of warnings is kept short.
+    std::string flood = "From: a@example.org\r\n";
+    for (int i = 0; i < 500; ++i) flood += "no colon here\r\n";
+    WalkResult f = walk(flood + "\r\nbody\r\n");
+    CHECK(f.warnings.size() <= 17);
 }
 
 TEST_CASE("mime walker: headers without a body give one empty item") {
@@ -543,6 +634,8 @@ TEST_CASE("mime walker: on-disk and in-memory spools give identical results") {
             CHECK(mem.items[i].size == disk.items[i].size);
             CHECK(mem.items[i].filename == disk.items[i].filename);
         }
+        CHECK_FALSE(mem.ambiguous); // well-formed fixtures raise no critical warning
+        CHECK_FALSE(mem.limit_hit);
         CHECK(mem.preamble == disk.preamble);
         CHECK(mem.epilogue == disk.epilogue);
     }

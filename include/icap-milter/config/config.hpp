@@ -44,6 +44,7 @@ struct Config {
     std::string tls_min_version = "1.2";    // TlsMinVersion: 1.2 | 1.3
     std::chrono::milliseconds connect_timeout{10000}; // IcapConnectTimeout
     std::chrono::milliseconds io_timeout{60000};      // IcapTimeout
+    std::chrono::milliseconds scan_timeout{300000};   // ScanTimeout (one part, one server)
     unsigned scan_threads = 4;              // ScanThreads 1..256
     unsigned max_queue_length = 1000;       // MaxQueueLength (scan items waiting)
 

@@ -135,6 +135,7 @@ private:
     IcapResponse resp_;
     std::string error_;
     std::string line_;          // the line being assembled
+    std::size_t line_raw_ = 0;  // bytes of the last whole line, terminator included
     std::size_t header_bytes_ = 0;
     std::size_t header_lines_ = 0;
     std::string encap_;         // encapsulated header sections

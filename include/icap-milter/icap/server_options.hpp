@@ -20,6 +20,11 @@ struct ServerOptions {
     std::optional<unsigned> max_connections;   // Max-Connections, if given
     std::string service;                       // Service: header text
     std::string version_info;                  // readable engine/definition version, if any
+    // Transfer-* lists (file extensions) are recorded for the log only:
+    // skipping items a server would ignore would let them through unscanned.
+    std::string transfer_preview;              // Transfer-Preview
+    std::string transfer_ignore;               // Transfer-Ignore
+    std::string transfer_complete;             // Transfer-Complete
     bool supports(std::string_view method) const;
 };
 

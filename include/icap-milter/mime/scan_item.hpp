@@ -42,11 +42,19 @@ struct WalkLimits {
 // WalkResult - the items of one message, in MIME order.
 struct WalkResult {
     std::vector<ScanItem> items;
-    // limit_hit - depth or part count exceeded (or GMime found no body):
-    // walking stopped, the items found so far are kept and a whole-message
-    // item (part_id "0") is appended last, so nothing goes unscanned.
+    // limit_hit - depth, part count or header count exceeded (or GMime
+    // found no body): walking stopped, the items found so far are kept
+    // and a whole-message item (part_id "0") is appended last, so nothing
+    // goes unscanned.
     bool limit_hit = false;
     std::string limit_reason;     // which limit, for the log
+    // ambiguous - GMime reported MIME that other parsers (the recipient's
+    // mail client) may read differently: conflicting headers or
+    // parameters, invalid header lines, a multipart without boundary. The
+    // walk went on, and the whole message was added as part "0" too (if
+    // it fits max_scan_size), so the scanner also judges it raw.
+    bool ambiguous = false;
+    std::vector<std::string> warnings; // GMime's complaints, for the log (at most 16, then a count)
     std::string preamble;         // top-level multipart preamble (for the token hash later)
     std::string epilogue;         // top-level multipart epilogue
 };

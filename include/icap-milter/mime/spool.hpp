@@ -40,6 +40,8 @@ public:
     std::string_view memory() const { return {mem_.data(), mem_.size()}; }
     // reader - an independent cursor (pread based, so several readers may
     // run concurrently from different threads once appending is over).
+    // It covers the bytes appended so far and must not outlive the Spool
+    // (scan items share their Spool through a shared_ptr for that).
     std::unique_ptr<ByteSource> reader() const;
     // clear - drop all content and the temp file; ready for reuse.
     void clear();

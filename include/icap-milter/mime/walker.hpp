@@ -15,9 +15,18 @@
 namespace icapm {
 
 // walk_message - list the scan items of the RFC 5322 message in spool.
+// Part ids follow IMAP: "1" is the body of a single-part message, the
+// children of a multipart are "1", "2", ..., and a message/rfc822 at "2"
+// holds "2.1", "2.2", .... Each item's data is a new Spool (in
+// limits.temp_dir, memory_limit bytes in RAM at most, all items of one
+// message together total_memory_limit at most). Different messages may
+// be walked on different threads at once; one spool by one thread only.
+// Throws std::runtime_error when GMime makes no message of it (an empty
+// spool, binary noise) and std::system_error on temp file errors.
 WalkResult walk_message(const Spool& message, const WalkLimits& limits);
 
-// mime_init - one-time GMime initialisation (call from main, before threads).
+// mime_init - one-time GMime initialisation (call from main, before threads;
+// safe to call again, walk_message does).
 void mime_init();
 
 } // namespace icapm

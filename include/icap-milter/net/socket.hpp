@@ -68,6 +68,10 @@ public:
     virtual int fd() const noexcept = 0;
     // shutdown - polite close (TLS close_notify), best effort, no waiting.
     virtual void shutdown() noexcept {}
+    // abort - make the coming close a reset: for a connection dropped in
+    // the middle of a request, whose queued upload would otherwise keep
+    // the orphaned socket (and the server) busy until it drained.
+    void abort() noexcept;
     // keep_tls_session - store a resumable TLS session, if any, in slot.
     virtual void keep_tls_session(TlsResumption& slot) noexcept { (void)slot; }
     // describe - transport details for the debug log.

@@ -41,6 +41,7 @@ struct ScanRequest {
     std::string job_id;    // "Job-12.3", for logs
 };
 
+// IcapSession - not thread-safe: each worker owns its sessions.
 class IcapSession {
 public:
     // IcapSession - no I/O happens until the first options() or scan().
