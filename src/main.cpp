@@ -15,6 +15,7 @@
 #include "icap-milter/milter/daemon.hpp"
 #include "icap-milter/milter/runtime.hpp"
 #include "icap-milter/mime/walker.hpp"
+#include "icap-milter/stats/counters.hpp"
 
 #include <getopt.h>
 #include <libmilter/mfapi.h>
@@ -154,11 +155,24 @@ private:
     std::thread thread_;
 };
 
-// signal_loop - the main thread waits here for HUP, TERM and INT.
+// log_stats - the counters as one info line (SIGUSR1, and at stop).
+void log_stats() {
+    std::string text = icapm::counters().render();
+    if (auto rt = icapm::current_runtime()) text += "InScannerQueue: " + std::to_string(rt->scanner->queued()) + "\n";
+    for (auto& c : text)
+        if (c == '\n') c = ' ';
+    spdlog::info("stats: {}", text);
+}
+
+// signal_loop - the main thread waits here for HUP, USR1, TERM and INT.
 void signal_loop(const sigset_t& set, Reloader& reloader) {
     while (true) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0) continue;
+        if (sig == SIGUSR1) {
+            log_stats();
+            continue;
+        }
         if (sig == SIGHUP) {
             spdlog::info("SIGHUP: reloading configuration");
             reloader.request();
@@ -190,6 +204,7 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
@@ -216,6 +231,7 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
     smfi_stop();
     milter_thread.join();
     drain(std::chrono::seconds(config->milter_timeout < 60 ? config->milter_timeout : 60));
+    log_stats();
     icapm::install_runtime(nullptr); // the scanner finishes queued work and joins its workers
     spdlog::info("icap-milter stopped");
     spdlog::shutdown();

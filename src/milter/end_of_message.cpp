@@ -12,6 +12,7 @@
 
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/mime/walker.hpp"
+#include "icap-milter/stats/counters.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -41,6 +42,18 @@ std::string scan_name(const ScanItem& item) {
     return name;
 }
 
+// count_outcome - Examined plus the message's status counter.
+void count_outcome(const Decision& d) {
+    auto& k = counters();
+    ++k.examined;
+    if (d.status == "Infected")
+        ++k.infected;
+    else if (d.status == "Clean")
+        ++k.virus_free;
+    else
+        ++k.unscanned;
+}
+
 } // namespace
 
 // process_message - walk, scan, decide.
@@ -52,6 +65,7 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
         if (msg.spool_failed) {
             spdlog::error("{}: {}: message not spooled: {}", msg.queue_id, job, msg.spool_error);
             out.decision = fail_decision(c, "spool: " + msg.spool_error);
+            count_outcome(out.decision);
             return out;
         }
         WalkLimits limits;
@@ -83,7 +97,10 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
             tasks.push_back({scan_name(item), job + "." + std::to_string(i + 1), item.data});
             task_index.push_back(i);
         }
+        counters().sent_to_scanner += tasks.size();
         auto results = rt.scanner->scan(std::move(tasks), progress);
+        for (const auto& r : results)
+            if (r.kind != VerdictKind::Error) ++counters().scanned;
         for (std::size_t k = 0; k < results.size() && k < task_index.size(); ++k)
             verdicts[task_index[k]] = std::move(results[k]);
 
@@ -106,6 +123,7 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
         spdlog::error("{}: {}: {}", msg.queue_id, job, sanitize(e.what()));
         out.decision = fail_decision(c, e.what());
     }
+    count_outcome(out.decision);
     return out;
 }
 

@@ -68,8 +68,20 @@ struct Scanner::Impl {
     JobQueue<Job> queue;
     std::vector<std::thread> workers;
 
+    // Per-server ISTag as last seen (OPTIONS or a verdict), "" = unknown.
+    std::mutex signature_mutex;
+    std::vector<std::string> istags;
+    std::vector<std::unique_ptr<IcapSession>> probes; // OPTIONS-only sessions, under signature_mutex
+
     explicit Impl(std::shared_ptr<const Config> c)
         : config(std::move(c)), queue(config->max_queue_length) {}
+
+    // note_istag - remember what a server last said its signature was.
+    void note_istag(std::size_t server, const std::string& istag) {
+        if (istag.empty()) return;
+        std::lock_guard lock(signature_mutex);
+        istags[server] = istag;
+    }
 
     // work - one worker's loop: sessions live as long as the thread.
     void work(std::size_t worker_index) {
@@ -97,7 +109,10 @@ struct Scanner::Impl {
             auto source = task.data->reader();
             ScanRequest req{task.filename, task.job_id};
             last = sessions[s]->scan(req, *source);
-            if (last.kind != VerdictKind::Error) return last;
+            if (last.kind != VerdictKind::Error) {
+                note_istag(s, last.istag);
+                return last;
+            }
             spdlog::warn("{}: scanner {} failed: {}", task.job_id, servers[s].str(), last.reason);
         }
         return last;
@@ -124,6 +139,8 @@ Scanner::Scanner(std::shared_ptr<const Config> config) : impl_(std::make_unique<
         t.min_version = c.tls_min_version;
         impl_->tls = std::make_shared<const TlsContext>(t);
     }
+    impl_->istags.resize(impl_->servers.size());
+    impl_->probes.resize(impl_->servers.size());
     impl_->timeouts.connect = c.connect_timeout;
     impl_->timeouts.io = c.io_timeout;
     impl_->timeouts.total = c.scan_timeout;
@@ -135,6 +152,25 @@ Scanner::Scanner(std::shared_ptr<const Config> config) : impl_(std::make_unique<
 Scanner::~Scanner() {
     impl_->queue.close();
     for (auto& t : impl_->workers) t.join();
+}
+
+// signatures - known ISTags, asking OPTIONS of servers with none yet.
+std::vector<std::string> Scanner::signatures() {
+    std::lock_guard lock(impl_->signature_mutex);
+    std::vector<std::string> out;
+    for (std::size_t s = 0; s < impl_->servers.size(); ++s) {
+        if (impl_->istags[s].empty()) {
+            if (!impl_->probes[s])
+                impl_->probes[s] = std::make_unique<IcapSession>(impl_->servers[s], impl_->tls, impl_->timeouts);
+            std::string error;
+            if (auto opts = impl_->probes[s]->options(&error))
+                impl_->istags[s] = opts->istag;
+            else
+                spdlog::warn("scanner {}: OPTIONS failed: {}", impl_->servers[s].str(), error);
+        }
+        if (!impl_->istags[s].empty()) out.push_back(impl_->istags[s]);
+    }
+    return out;
 }
 
 // queued - current queue length.

@@ -655,8 +655,19 @@ def run_case(suite: Suite, c: Case) -> bool:
     return ok
 
 
+def load_case_modules() -> None:
+    """load_case_modules - cases_*.py files add their cases after the ones
+    here: each defines register(run), where run is this module (for case,
+    Suite, Check and the helpers above)."""
+    import importlib
+    this = sys.modules[__name__]
+    for path in sorted(Path(__file__).resolve().parent.glob("cases_*.py")):
+        importlib.import_module(path.stem).register(this)
+
+
 def main(argv: list[str]) -> int:
     """main - set up the lab, run the selected cases, print the summary."""
+    load_case_modules()
     args = parse_args(argv)
     if args.list:
         for c in CASES:

@@ -47,6 +47,12 @@ public:
     // queued - items waiting in the queue now (InScannerQueue).
     std::size_t queued() const;
 
+    // signatures - the current virus-definition signature (ISTag) of every
+    // server that is up, fetching OPTIONS from servers not yet asked.
+    // Empty when no server answers. Used to check a scan token's scanVersion
+    // and for X-Virus-Scanned.
+    std::vector<std::string> signatures();
+
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
