@@ -1,10 +1,11 @@
 // NAME
 //   main.cpp - icap-milter: command line, start-up order, signals
 // SUMMARY
-//   Reads the config, opens privileged things (milter socket, pid file),
-//   drops to User, starts the scanner pool and runs libmilter's loop in
-//   its own thread. The main thread owns the signals: SIGHUP reloads the
-//   config as an atomic snapshot swap (a bad file keeps the old one),
+//   Reads the config, opens privileged things (milter socket, pid file,
+//   the scan-token signing key), drops to User, starts the scanner pool
+//   and runs libmilter's loop in its own thread. The main thread owns
+//   the signals: SIGHUP reloads the config as an atomic snapshot swap
+//   (a bad file keeps the old one),
 //   SIGTERM and SIGINT stop accepting, drain open sessions and exit.
 // DIAGNOSTICS
 //   Exit status: 0 normal stop or a good -t; 78 (EX_CONFIG) bad config;
@@ -16,6 +17,8 @@
 #include "icap-milter/milter/runtime.hpp"
 #include "icap-milter/mime/walker.hpp"
 #include "icap-milter/stats/counters.hpp"
+#include "icap-milter/token/keys.hpp"
+#include "tools/check_scanners.hpp"
 
 #include <getopt.h>
 #include <libmilter/mfapi.h>
@@ -44,16 +47,18 @@ struct Options {
     bool foreground = false;
     bool test_only = false;
     bool dump = false;
+    bool check_scanners = false;
 };
 
 // usage - the synopsis, as in icap-milter(8).
 void usage(std::FILE* out) {
     std::fprintf(out,
-                 "usage: icap-milter [-c FILE] [-f] [-t] [--dump-config] [-V] [-h]\n"
+                 "usage: icap-milter [-c FILE] [-f] [-t] [--dump-config] [--check-scanners] [-V] [-h]\n"
                  "  -c, --config FILE   configuration file (default %s)\n"
                  "  -f, --foreground    do not detach from the terminal\n"
                  "  -t, --test-config   check the configuration and exit\n"
                  "      --dump-config   print every key with its value and exit\n"
+                 "      --check-scanners  ask every IcapServer for OPTIONS, print a report and exit\n"
                  "  -V, --version       print the version and exit\n"
                  "  -h, --help          this text\n",
                  kDefaultConfig);
@@ -65,6 +70,7 @@ std::optional<Options> parse_args(int argc, char** argv, int& status) {
                                       {"foreground", no_argument, nullptr, 'f'},
                                       {"test-config", no_argument, nullptr, 't'},
                                       {"dump-config", no_argument, nullptr, 'D'},
+                                      {"check-scanners", no_argument, nullptr, 'S'},
                                       {"version", no_argument, nullptr, 'V'},
                                       {"help", no_argument, nullptr, 'h'},
                                       {nullptr, 0, nullptr, 0}};
@@ -76,6 +82,7 @@ std::optional<Options> parse_args(int argc, char** argv, int& status) {
         case 'f': o.foreground = true; break;
         case 't': o.test_only = true; break;
         case 'D': o.dump = true; break;
+        case 'S': o.check_scanners = true; break;
         case 'V': std::printf("icap-milter %s\n", PACKAGE_VERSION); status = 0; return std::nullopt;
         case 'h': usage(stdout); status = 0; return std::nullopt;
         default: usage(stderr); status = 64; return std::nullopt;
@@ -87,6 +94,19 @@ std::optional<Options> parse_args(int argc, char** argv, int& status) {
         return std::nullopt;
     }
     return o;
+}
+
+// reload_tokens - the token keys for a reload: the trusted directory is
+// read again (public keys); the private key stays the one read at start,
+// before the privilege drop, and a changed TokenSigningKey needs a restart.
+icapm::TokenKeys reload_tokens(const icapm::Config& config, const std::shared_ptr<const icapm::Runtime>& old) {
+    icapm::TokenKeys running = old ? old->tokens : icapm::TokenKeys{};
+    const std::string old_path = old ? old->config->token_signing_key : std::string();
+    if (config.token_signing_key.empty())
+        running.own.reset();
+    else if (config.token_signing_key != old_path)
+        spdlog::warn("reload: TokenSigningKey changes take effect only after a restart");
+    return icapm::reload_trusted_keys(config, running);
 }
 
 // Reloader - a thread that rebuilds the runtime on request, so the signal
@@ -138,7 +158,7 @@ private:
             if (old && (old->config->socket != config->socket || old->config->user != config->user ||
                         old->config->pid_file != config->pid_file))
                 spdlog::warn("reload: Socket, User and PidFile changes take effect only after a restart");
-            auto rt = icapm::make_runtime(config);
+            auto rt = icapm::make_runtime(config, reload_tokens(*config, old));
             icapm::log_init(config->log_target, config->log_level);
             icapm::install_runtime(rt);
             spdlog::info("reload: configuration {} loaded", path_);
@@ -213,8 +233,14 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
     try {
         icapm::open_milter_socket(*config);
         if (!config->pid_file.empty()) pid_file.emplace(config->pid_file);
+        // The token signing key is readable only by root (or its owner): read it now.
+        icapm::TokenKeys tokens = icapm::load_token_keys(*config);
         icapm::drop_privileges(config->user);
-        icapm::install_runtime(icapm::make_runtime(config));
+        if (tokens.enabled())
+            spdlog::info("scan tokens: {}signing key {}, {} trusted key(s)", tokens.own ? "" : "no ",
+                         tokens.own ? tokens.own->public_key().thumbprint() : std::string("-"),
+                         tokens.trusted ? tokens.trusted->size() : 0);
+        icapm::install_runtime(icapm::make_runtime(config, std::move(tokens)));
     } catch (const std::exception& e) {
         spdlog::critical("start-up failed: {}", e.what());
         return 1;
@@ -253,9 +279,16 @@ int main(int argc, char** argv) {
             return kExitConfig;
         }
         if (opt->test_only) {
+            try {
+                (void)icapm::load_token_keys(*config); // key modes and formats are part of the check
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "%s: %s\n", opt->config_path.c_str(), e.what());
+                return kExitConfig;
+            }
             std::printf("%s: configuration OK\n", opt->config_path.c_str());
             return 0;
         }
+        if (opt->check_scanners) return icapm::check_scanners(*config, stdout);
         if (opt->dump) {
             std::fputs(icapm::dump_config(*config).c_str(), stdout);
             return 0;

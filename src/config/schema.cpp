@@ -17,6 +17,7 @@
 
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/net/uri.hpp"
+#include "icap-milter/scan/server_spec.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -258,12 +259,13 @@ OptionSpec uri_option(const Key& k, std::vector<std::string> Config::*field, std
         k, OptionType::Uri,
         [field](Config& c, std::string_view v) {
             std::string why;
-            auto uri = parse_icap_uri(v, &why);
-            if (!uri) return "bad ICAP URI '" + std::string(v) + "': " + why;
-            std::string canon = uri->str();
+            auto server = parse_server_spec(v, &why);
+            if (!server) return why;
+            const std::string uri = server->uri.str();
             auto& list = c.*field;
-            if (std::find(list.begin(), list.end(), canon) != list.end()) return canon + " is listed twice";
-            list.push_back(std::move(canon));
+            for (const std::string& other : list)
+                if (other == uri || other.rfind(uri + " ", 0) == 0) return uri + " is listed twice";
+            list.push_back(server->str());
             return std::string();
         },
         [field](const Config& c) { return c.*field; }, true, sample);
@@ -285,6 +287,15 @@ std::string check_abs_path(std::string_view v) {
 
 // check_abs_path_or_empty - an absolute path, or "" for none.
 std::string check_abs_path_or_empty(std::string_view v) { return v.empty() ? std::string() : check_abs_path(v); }
+
+// check_cipher_list - OpenSSL cipher-list characters only, bounded.
+std::string check_cipher_list(std::string_view v) {
+    bool ok = v.size() <= 1000 && std::all_of(v.begin(), v.end(), [](char c) {
+                  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                         std::string_view(":+!@=_.-,").find(c) != std::string_view::npos;
+              });
+    return ok ? std::string() : "'" + std::string(v) + "' is not an OpenSSL cipher list";
+}
 
 // check_account - a user or group name (POSIX portable set), or "".
 std::string check_account(std::string_view v) {
@@ -312,6 +323,19 @@ std::string check_hostname(std::string_view v) {
         if (!ok || ++label > 63) return bad;
     }
     return {};
+}
+
+// check_header_name - an RFC 5322 field name: printable ASCII, no colon.
+std::string check_header_name(std::string_view v) {
+    bool ok = !v.empty() && v.size() <= 64 &&
+              std::all_of(v.begin(), v.end(), [](char c) { return c > 32 && c < 127 && c != ':'; });
+    return ok ? std::string() : "'" + std::string(v) + "' is not a header field name";
+}
+
+// check_config_name - a short printable label for the token's configName.
+std::string check_config_name(std::string_view v) {
+    bool ok = v.size() <= 64 && std::all_of(v.begin(), v.end(), [](char c) { return c >= 32 && c < 127 && c != '"'; });
+    return ok ? std::string() : "'" + std::string(v) + "' is not a short printable name";
 }
 
 // build - the table itself. Order = documentation order.
@@ -352,9 +376,14 @@ std::vector<OptionSpec> build() {
         &Config::milter_timeout));
 
     t.push_back(uri_option(
-        {scanners, "IcapServer", "", "icap://HOST[:PORT]/SERVICE|icaps://HOST[:PORT]/SERVICE",
+        {scanners, "IcapServer", "", "icap://HOST[:PORT]/SERVICE|icaps://HOST[:PORT]/SERVICE [OPTION=VALUE...]",
          "An ICAP scanner, plain (icap://, port 1344) or TLS (icaps://, port 11344). Repeat the key for "
-         "more servers; at least one is required. IPv6 literals go in brackets."},
+         "more servers; at least one is required. IPv6 literals go in brackets. Options after the URI: "
+         "weight=1-100 (share of the load within its group, default 1), priority=1-100 (lower groups are "
+         "used first; a group is used only when no server of a lower one is up; default 1), "
+         "preview=auto|off (use Preview when the server offers it; off for servers that answer every "
+         "preview with 204), user-agent=TEXT (sent in every request), max-connections=N (our own cap; the "
+         "server's Max-Connections lowers it further; default ScanThreads)."},
         &Config::icap_servers, "icap://127.0.0.1:1344/avscan"));
     t.push_back(string_option(
         {scanners, "TlsCAFile", "", "absolute path",
@@ -373,6 +402,35 @@ std::vector<OptionSpec> build() {
     t.push_back(enum_option(
         {scanners, "TlsMinVersion", "1.2", "1.2|1.3", "Oldest TLS protocol version accepted for icaps:// servers."},
         &Config::tls_min_version));
+    t.push_back(string_option(
+        {scanners, "TlsCertFile", "", "absolute path",
+         "PEM client certificate (with its chain) for mutual TLS to icaps:// servers. Needs TlsKeyFile. "
+         "Empty: no client certificate."},
+        &Config::tls_cert_file, check_abs_path_or_empty));
+    t.push_back(string_option(
+        {scanners, "TlsKeyFile", "", "absolute path",
+         "PEM private key of TlsCertFile. Read at start, before privileges are dropped."},
+        &Config::tls_key_file, check_abs_path_or_empty));
+    t.push_back(string_option(
+        {scanners, "TlsCiphers", "", "OpenSSL cipher list",
+         "TLS 1.2 cipher list in OpenSSL syntax (e.g. ECDHE+AESGCM). Empty: OpenSSL's default."},
+        &Config::tls_ciphers, check_cipher_list));
+    t.push_back(bool_option(
+        {scanners, "TlsVerifyHostname", "yes", "yes|no",
+         "Check that an icaps:// server's certificate names the host (or IP address) of its URI. The chain "
+         "is still verified when this is off."},
+        &Config::tls_verify_hostname));
+    t.push_back(bool_option(
+        {scanners, "TlsAcceptExpired", "no", "yes|no",
+         "Accept an icaps:// server certificate that has expired. Only the expiry check is skipped: the "
+         "chain and host name are still verified. Logged as a warning at start; health shows Warnings "
+         "while such a certificate is in use."},
+        &Config::tls_accept_expired));
+    t.push_back(uint_option(
+        {scanners, "TlsExpiryWarningDays", "30", "0-3650",
+         "Health shows Warnings, and a warning is logged, when a server certificate expires within this "
+         "many days. 0: no warning."},
+        &Config::tls_expiry_warning_days));
     t.push_back(duration_option(
         {scanners, "IcapConnectTimeout", "10s", "100ms-5m",
          "Time allowed to connect to a scanner (TCP and TLS handshake) before it counts as failed."},
@@ -396,6 +454,20 @@ std::vector<OptionSpec> build() {
          "Scan items allowed to wait for a worker. When the queue is full, new messages get the OnFail "
          "action."},
         &Config::max_queue_length));
+    t.push_back(uint_option(
+        {scanners, "CircuitBreakerFailures", "3", "1-100",
+         "Consecutive failures after which a scanner is marked down. A down scanner gets no mail until an "
+         "OPTIONS probe succeeds. When every scanner is down, messages get OnFail at once."},
+        &Config::circuit_breaker_failures));
+    t.push_back(duration_option(
+        {scanners, "CircuitBreakerProbeInterval", "10s", "1s-1h",
+         "How often a down scanner is probed with OPTIONS."},
+        &Config::circuit_breaker_probe_interval));
+    t.push_back(duration_option(
+        {scanners, "HealthCheckInterval", "60s", "1s-24h",
+         "How often every scanner is checked with OPTIONS while idle, refreshing health, LastHealthCheck "
+         "and the definition signatures. OPTIONS are also refetched shortly before their Options-TTL ends."},
+        &Config::health_check_interval));
 
     t.push_back(size_option(
         {mime, "MaxScanSize", "25M", "1K-4G",
@@ -440,6 +512,36 @@ std::vector<OptionSpec> build() {
         {policy, "ReportHostname", "", "host name",
          "Host name shown in X-Virus-Scanned and in rejection texts. Empty: the system's host name."},
         &Config::report_hostname, check_hostname));
+
+    constexpr std::string_view token = "Scan token";
+    t.push_back(string_option(
+        {token, "TokenSigningKey", "", "absolute path",
+         "Ed25519 private key (PEM, from icap-milterctl keygen) used to sign a scan token into every message "
+         "scanned clean. Read before the privilege drop; start fails if group or others may read it. Empty: "
+         "sign nothing."},
+        &Config::token_signing_key, check_abs_path_or_empty));
+    t.push_back(string_option(
+        {token, "TrustedKeysDirectory", "", "absolute path",
+         "Directory of public keys (*.pem or *.pub, one per server) whose scan tokens are trusted; the own "
+         "key is always trusted. A message with a valid token from one of them is not scanned again."},
+        &Config::trusted_keys_directory, check_abs_path_or_empty));
+    t.push_back(duration_option(
+        {token, "TokenLifetime", "604800s", "1m-8760h",
+         "How long a signed scan token stays valid (its exp claim). Default 7 days."},
+        &Config::token_lifetime));
+    t.push_back(duration_option(
+        {token, "TokenClockSkew", "300s", "0s-1h",
+         "How far in the future a token's created time may be, for clocks that differ between servers."},
+        &Config::token_clock_skew));
+    t.push_back(string_option(
+        {token, "TokenHeader", "X-Scan-Token", "header name",
+         "Header carrying the scan token. Every copy is removed from a message whose token fails "
+         "verification."},
+        &Config::token_header, check_header_name));
+    t.push_back(string_option(
+        {token, "ConfigName", "default", "printable text",
+         "Name of this configuration, written into the scan token's configName claim."},
+        &Config::config_name, check_config_name));
 
     t.push_back(string_option(
         {logging, "LogTarget", "syslog", "syslog|stderr|file:PATH",

@@ -8,12 +8,15 @@
 // DIAGNOSTICS
 //   Spool failures during header/body are remembered and answered at end
 //   of message (header and body replies may be negotiated away). Every
-//   message ends with exactly one summary line at info level.
+//   message ends with exactly one summary line at info level. Incoming
+//   X-Virus-* headers are always removed; token headers are removed
+//   unless their token verified (end_of_message.cpp decides).
 #include "icap-milter/milter/callbacks.hpp"
 
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/milter/context.hpp"
 #include "icap-milter/milter/end_of_message.hpp"
+#include "icap-milter/token/token.hpp"
 
 #include <arpa/inet.h>
 #include <libmilter/mfapi.h>
@@ -38,6 +41,9 @@ constexpr const char* kScannedHeader = "X-Virus-Scanned";
 constexpr const char* kStatusHeader = "X-Virus-Status";
 // Our headers, lower case: incoming copies are removed, never trusted.
 constexpr std::array<const char*, 2> kOwnHeaders = {"x-virus-scanned", "x-virus-status"};
+// Token header values kept per message: one is all a valid message has;
+// more are only counted (they are all removed anyway).
+constexpr std::size_t kMaxTokenHeaders = 4;
 
 std::atomic<unsigned long> open_connections{0};
 
@@ -152,11 +158,22 @@ sfsistat apply(SMFICTX* ctx, ConnState& st, MessageContext& msg, const Outcome& 
     const Decision& d = out.decision;
     const Runtime& rt = *st.runtime;
     if (d.action == Action::Accept) {
+        const std::string token_name = rt.config->token_header;
         for (const auto& [name, count] : msg.strip) {
-            const char* canonical = name == "x-virus-scanned" ? kScannedHeader : kStatusHeader;
+            std::string canonical = name == "x-virus-scanned" ? kScannedHeader
+                                    : name == "x-virus-status" ? kStatusHeader
+                                                               : token_name;
+            // A token that verified stays for the next hop; any other is removed.
+            if (canonical == token_name && !out.strip_tokens) continue;
             for (int i = count; i >= 1; --i)
-                if (smfi_chgheader(ctx, const_cast<char*>(canonical), i, nullptr) != MI_SUCCESS)
+                if (smfi_chgheader(ctx, canonical.data(), i, nullptr) != MI_SUCCESS)
                     spdlog::warn("{}: could not remove incoming {} #{}", msg.queue_id, canonical, i);
+        }
+        if (!out.new_token.empty()) {
+            std::string value = st.leading_space ? " " + out.new_token : out.new_token;
+            std::string name = token_name;
+            if (smfi_addheader(ctx, name.data(), value.data()) != MI_SUCCESS)
+                spdlog::warn("{}: could not add the {} header", msg.queue_id, token_name);
         }
         if (rt.config->add_headers) {
             std::string scanned = std::string("icap-milter ") + PACKAGE_VERSION + " on " + sanitize(rt.hostname, 200);
@@ -265,6 +282,18 @@ sfsistat on_header(SMFICTX* ctx, const char* name, const char* value) {
     const std::string lname = lower(name);
     for (const char* own : kOwnHeaders)
         if (lname == own) ++msg.strip[lname];
+    const Runtime& rt = *st->runtime;
+    if (rt.tokens.enabled() && lname == lower(rt.config->token_header)) {
+        ++msg.strip[lname];
+        if (msg.tokens.size() < kMaxTokenHeaders) {
+            // Bounded: anything past kMaxTokenSize plus folding is refused by size anyway.
+            std::string_view v(value);
+            msg.tokens.emplace_back(v.substr(0, 2 * kMaxTokenSize));
+        } else {
+            msg.tokens.emplace_back(); // still "more than one"
+            msg.tokens.resize(kMaxTokenHeaders + 1);
+        }
+    }
     std::string line;
     line.reserve(std::strlen(name) + std::strlen(value) + 4);
     line.append(name).append(st->leading_space ? ":" : ": ").append(value).append("\r\n");
@@ -301,10 +330,10 @@ sfsistat on_eom(SMFICTX* ctx) {
                                                                           msg->started)
                         .count();
     spdlog::info("{}: Job-{}: from=<{}> rcpts={} size={} parts={} verdicts=[{}] status={} action={} reason=\"{}\" "
-                 "client={} ms={}",
+                 "{}{}client={} ms={}",
                  msg->queue_id, msg->job, msg->sender, msg->recipients, msg->spool.size(), out.parts, out.parts_log,
-                 out.decision.status, to_string(out.decision.action), sanitize(out.decision.reason, 300), st->client,
-                 ms);
+                 out.decision.status, to_string(out.decision.action), sanitize(out.decision.reason, 300),
+                 out.token_log, out.token_log.empty() ? "" : " ", st->client, ms);
     return answer;
 }
 

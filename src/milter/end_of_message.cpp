@@ -4,6 +4,11 @@
 //   Walk the spooled message into scan items, send the scannable ones to
 //   the worker pool, give the others their Unscannable verdict, and let
 //   policy decide. Per-part lines are logged at debug level with Job-N.M.
+//   Scan token: a message carrying exactly one token header that
+//   verifies (trusted signer, current scanner signature, same parts) is
+//   accepted without scanning; any other token is counted with its
+//   reason and stripped, and the message is scanned. A message whose
+//   every part is scanned clean gets a new token when we have a key.
 // DIAGNOSTICS
 //   Any exception (parse failure, temp file trouble, internal error) is
 //   logged at error level and becomes the OnFail decision; nothing
@@ -13,10 +18,12 @@
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/mime/walker.hpp"
 #include "icap-milter/stats/counters.hpp"
+#include "icap-milter/token/token.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <ctime>
 
 namespace icapm {
 
@@ -54,9 +61,70 @@ void count_outcome(const Decision& d) {
         ++k.unscanned;
 }
 
+// check_token - verify the message's token headers against the walk;
+// true when the scan may be skipped. Fills out.token_log/strip_tokens.
+bool check_token(const Runtime& rt, const MessageContext& msg, const WalkResult& walk, const std::string& job,
+                 Outcome& out) {
+    const Config& c = *rt.config;
+    VerifyResult r;
+    if (walk.limit_hit || walk.ambiguous) {
+        r.reason = walk.limit_hit ? "mime-limit" : "ambiguous-mime";
+        r.detail = "the message cannot be hashed reliably";
+    } else {
+        VerifyInput in;
+        in.keys = rt.tokens.trusted.get();
+        in.verification_hash = parts_hash(walk);
+        in.now = static_cast<std::int64_t>(std::time(nullptr));
+        in.skew = std::chrono::duration_cast<std::chrono::seconds>(c.token_clock_skew).count();
+        if (msg.tokens.size() == 1) in.scan_versions = rt.scanner->signatures();
+        r = verify_token_headers(msg.tokens, in);
+    }
+    if (r.ok) {
+        ++counters().token_trusted;
+        out.token_log = "token=trusted signer=" + r.claims.key_thumbprint;
+        out.scanners = "token from " + sanitize(r.claims.server, 100) + " signer=" + r.claims.key_thumbprint;
+        spdlog::info("{}: {}: token=trusted signer={} server={} scanVersion=\"{}\": scan skipped", msg.queue_id, job,
+                     r.claims.key_thumbprint, sanitize(r.claims.server, 100), sanitize(r.claims.scan_version, 40));
+        return true;
+    }
+    counters().token_rejected_because(r.reason);
+    out.strip_tokens = true;
+    out.token_log = "token=rejected:" + r.reason;
+    spdlog::info("{}: {}: token=rejected reason={} detail=\"{}\"{}: token header(s) removed, scanning", msg.queue_id,
+                 job, r.reason, sanitize(r.detail, 200),
+                 r.claims.key_thumbprint.empty() ? "" : " signer=" + sanitize(r.claims.key_thumbprint, 43));
+    return false;
+}
+
+// sign_token - a new token when every part was scanned clean by scanners
+// sharing one signature; "" otherwise (never for Unscanned, Infected or
+// failures, nor for MIME we could not walk completely).
+std::string sign_token(const Runtime& rt, const WalkResult& walk, const std::vector<Verdict>& verdicts,
+                       const Decision& d) {
+    if (!rt.tokens.own || d.action != Action::Accept || d.status != "Clean") return {};
+    if (walk.limit_hit || walk.ambiguous || verdicts.empty()) return {};
+    std::string istag;
+    for (const auto& v : verdicts) {
+        if (v.kind != VerdictKind::Clean || v.istag.empty()) return {};
+        if (istag.empty()) istag = v.istag;
+        if (v.istag != istag) return {}; // scanners with different definitions: no single scanVersion
+    }
+    const Config& c = *rt.config;
+    TokenClaims claims;
+    claims.issuer = "icap-milter";
+    claims.server = rt.hostname.substr(0, 255);
+    claims.created = static_cast<std::int64_t>(std::time(nullptr));
+    claims.expires = claims.created + std::chrono::duration_cast<std::chrono::seconds>(c.token_lifetime).count();
+    claims.scan_version = istag;
+    claims.config_name = c.config_name;
+    claims.config_id = rt.config_id;
+    claims.verification_hash = parts_hash(walk);
+    return encode_token(std::move(claims), *rt.tokens.own);
+}
+
 } // namespace
 
-// process_message - walk, scan, decide.
+// process_message - walk, check the token, scan, decide, sign.
 Outcome process_message(const Runtime& rt, MessageContext& msg, const std::function<void()>& progress) {
     Outcome out;
     const Config& c = *rt.config;
@@ -84,6 +152,17 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
 
         const auto& items = walk.items;
         out.parts = items.size();
+        if (rt.tokens.enabled() && !msg.tokens.empty() && check_token(rt, msg, walk, job, out)) {
+            std::vector<Verdict> trusted(items.size());
+            for (std::size_t i = 0; i < items.size(); ++i) {
+                trusted[i].kind = VerdictKind::Clean;
+                out.parts_log += (out.parts_log.empty() ? "" : " ") + items[i].part_id + ":token";
+            }
+            out.decision = decide(c, trusted);
+            out.decision.reason = "scan token verified";
+            count_outcome(out.decision);
+            return out;
+        }
         std::vector<Verdict> verdicts(items.size());
         std::vector<ScanTask> tasks;
         std::vector<std::size_t> task_index;
@@ -94,7 +173,7 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
                 verdicts[i].reason = item.unscannable_reason.empty() ? "unscannable" : item.unscannable_reason;
                 continue;
             }
-            tasks.push_back({scan_name(item), job + "." + std::to_string(i + 1), item.data});
+            tasks.push_back({scan_name(item), msg.queue_id + ": " + job + "." + std::to_string(i + 1), item.data});
             task_index.push_back(i);
         }
         counters().sent_to_scanner += tasks.size();
@@ -119,6 +198,12 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
             }
         }
         out.decision = decide(c, verdicts);
+        if (std::string token = sign_token(rt, walk, verdicts, out.decision); !token.empty()) {
+            out.new_token = fold_token(token);
+            out.strip_tokens = true; // an older token, if any, never stays beside ours
+            ++counters().token_self;
+            out.token_log += (out.token_log.empty() ? "" : " ") + std::string("token=signed");
+        }
     } catch (const std::exception& e) {
         spdlog::error("{}: {}: {}", msg.queue_id, job, sanitize(e.what()));
         out.decision = fail_decision(c, e.what());

@@ -5,6 +5,8 @@
 //   built (bad URI, unreadable CA file); reload keeps the old runtime then.
 #include "icap-milter/milter/runtime.hpp"
 
+#include "icap-milter/common/sha256.hpp"
+
 #include <unistd.h>
 
 #include <climits>
@@ -34,8 +36,8 @@ void install_runtime(std::shared_ptr<const Runtime> rt) {
     // drain and join threads.
 }
 
-// make_runtime - scanner plus the host name our headers name.
-std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const Config> config) {
+// make_runtime - scanner, token keys, and the host name our headers name.
+std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const Config> config, TokenKeys tokens) {
     auto rt = std::make_shared<Runtime>();
     rt->hostname = config->report_hostname;
     if (rt->hostname.empty()) {
@@ -43,6 +45,10 @@ std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const Config> config
         if (gethostname(name, sizeof name - 1) == 0) rt->hostname = name;
         if (rt->hostname.empty()) rt->hostname = "localhost";
     }
+    Sha256 h;
+    h.update(dump_config(*config));
+    rt->config_id = to_hex(h.finish()).substr(0, 16);
+    rt->tokens = std::move(tokens);
     rt->scanner = std::make_shared<Scanner>(config);
     rt->config = std::move(config);
     return rt;

@@ -93,6 +93,22 @@ private:
     bool was_pending_ = false;
 };
 
+// name_line - an X509 name as one RFC 2253 line, bounded.
+std::string name_line(const X509_NAME* name) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
+    if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return {};
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio.get(), &data);
+    return n > 0 ? std::string(data, static_cast<std::size_t>(std::min<long>(n, 1024))) : std::string();
+}
+
+// accept_expired_cb - verify callback that forgives only an expired
+// certificate: every other chain or host-name error still fails.
+int accept_expired_cb(int ok, X509_STORE_CTX* store) {
+    if (ok) return 1;
+    return X509_STORE_CTX_get_error(store) == X509_V_ERR_CERT_HAS_EXPIRED ? 1 : 0;
+}
+
 // is_ip_literal - IPv4 or IPv6 address text (no SNI, IP SAN check).
 bool is_ip_literal(const std::string& host) {
     unsigned char buf[sizeof(in6_addr)];
@@ -149,6 +165,21 @@ public:
         if (!broken_) slot.store(SSL_get0_session(ssl_.get()));
     }
 
+    // peer_info - protocol, cipher and the peer certificate's names and expiry.
+    TlsPeerInfo peer_info() const {
+        TlsPeerInfo info;
+        info.protocol = SSL_get_version(ssl_.get());
+        info.cipher = SSL_get_cipher_name(ssl_.get());
+        info.resumed = SSL_session_reused(ssl_.get()) == 1;
+        const X509* cert = SSL_get0_peer_certificate(ssl_.get());
+        if (!cert) return info;
+        info.subject = name_line(X509_get_subject_name(cert));
+        info.issuer = name_line(X509_get_issuer_name(cert));
+        tm t{};
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &t) == 1) info.not_after = timegm(&t);
+        return info;
+    }
+
     // describe - protocol, cipher, and whether the session was resumed.
     std::string describe() const override {
         return fmt::format("{} {}{}", SSL_get_version(ssl_.get()), SSL_get_cipher_name(ssl_.get()),
@@ -194,7 +225,9 @@ void TlsResumption::store(SSL_SESSION* session) noexcept {
 }
 
 // TlsContext - build and check the shared client context.
-TlsContext::TlsContext(const TlsSettings& s) : ctx_(SSL_CTX_new(TLS_client_method())), verify_(s.verify) {
+TlsContext::TlsContext(const TlsSettings& s)
+    : ctx_(SSL_CTX_new(TLS_client_method())), verify_(s.verify), verify_hostname_(s.verify_hostname),
+      accept_expired_(s.accept_expired) {
     if (!ctx_) throw std::runtime_error("TLS: cannot create context: " + ssl_errors());
     SSL_CTX* c = ctx_.get();
     int min_version = 0;
@@ -216,7 +249,13 @@ TlsContext::TlsContext(const TlsSettings& s) : ctx_(SSL_CTX_new(TLS_client_metho
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 
     if (s.verify) {
-        SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
+        SSL_CTX_set_verify(c, SSL_VERIFY_PEER, s.accept_expired ? accept_expired_cb : nullptr);
+        if (s.accept_expired)
+            spdlog::warn("TLS to ICAP servers: expired certificates are ACCEPTED (TlsAcceptExpired); "
+                         "the chain and host name are still verified");
+        if (!s.verify_hostname)
+            spdlog::warn("TLS to ICAP servers: host name verification is off (TlsVerifyHostname no); "
+                         "any certificate from a trusted CA is accepted");
         if (!s.ca_file.empty() || !s.ca_path.empty()) {
             if (SSL_CTX_load_verify_locations(c, s.ca_file.empty() ? nullptr : s.ca_file.c_str(),
                                               s.ca_path.empty() ? nullptr : s.ca_path.c_str()) != 1)
@@ -249,6 +288,18 @@ TlsContext::TlsContext(const TlsSettings& s) : ctx_(SSL_CTX_new(TLS_client_metho
 // ~TlsContext - the SSL_CTX goes with ctx_.
 TlsContext::~TlsContext() = default;
 
+// days_left - whole days to expiry, rounded down.
+long TlsPeerInfo::days_left(std::time_t now) const noexcept {
+    const long diff = static_cast<long>(not_after - now);
+    return diff >= 0 ? diff / 86400 : -((-diff + 86399) / 86400);
+}
+
+// tls_peer_info - the details of a TLS connection, if c is one.
+std::optional<TlsPeerInfo> tls_peer_info(const Connection& c) {
+    if (auto* t = dynamic_cast<const TlsConnection*>(&c)) return t->peer_info();
+    return std::nullopt;
+}
+
 // tls_connect - connect, configure per-host checks, handshake by deadline.
 std::unique_ptr<Connection> tls_connect(const TlsContext& ctx, const std::string& host,
                                         std::uint16_t port, Deadline deadline,
@@ -267,7 +318,7 @@ std::unique_ptr<Connection> tls_connect(const TlsContext& ctx, const std::string
         *error = fmt::format("{}:{}: TLS SNI: {}", host, port, ssl_errors());
         return nullptr;
     }
-    if (ctx.verify()) {
+    if (ctx.verify() && ctx.verify_hostname()) {
         bool ok;
         if (ip) {
             ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), host.c_str()) == 1;

@@ -2,11 +2,12 @@
 //   scanner.cpp - job queue, worker threads and per-message batches
 // SUMMARY
 //   A message's items become jobs that share one Batch. Workers take
-//   jobs, scan them on their own persistent sessions (trying the next
-//   server when one fails), and fill the batch; the message's thread
+//   jobs, scan them on a session lent by the ServerPool (and once more on
+//   another server when one fails), and fill the batch; the message's thread
 //   waits on the batch. A batch abandoned after its deadline is kept
 //   alive by the jobs that still point at it, so late results land
-//   harmlessly.
+//   harmlessly. A health thread runs the pool's probes and health rounds.
+//   When no server is up, scan() answers Error at once.
 // DIAGNOSTICS
 //   Server failures are logged at warning level with the job id; they
 //   become Error verdicts, which policy turns into OnFail.
@@ -15,6 +16,7 @@
 #include "icap-milter/net/tls.hpp"
 #include "icap-milter/net/uri.hpp"
 #include "icap-milter/scan/job_queue.hpp"
+#include "icap-milter/scan/pool.hpp"
 #include "icap-milter/scan/session.hpp"
 
 #include <spdlog/spdlog.h>
@@ -48,7 +50,14 @@ struct Job {
     ScanTask task;
     std::shared_ptr<Batch> batch;
     std::size_t index = 0;
+    Deadline deadline{};
 };
+
+// An item goes to at most two scanners that were reached: the first,
+// and one other after a failure; then it gets OnFail.
+constexpr unsigned kMaxAttempts = 2;
+// How often the health thread looks for due probes.
+constexpr std::chrono::milliseconds kHealthTick{250};
 
 // error_verdict - an Error verdict with a reason.
 Verdict error_verdict(std::string reason) {
@@ -62,34 +71,26 @@ Verdict error_verdict(std::string reason) {
 
 struct Scanner::Impl {
     std::shared_ptr<const Config> config;
-    std::vector<IcapUri> servers;
-    std::shared_ptr<const TlsContext> tls;
-    Timeouts timeouts;
+    std::unique_ptr<ServerPool> pool;
     JobQueue<Job> queue;
     std::vector<std::thread> workers;
-
-    // Per-server ISTag as last seen (OPTIONS or a verdict), "" = unknown.
-    std::mutex signature_mutex;
-    std::vector<std::string> istags;
-    std::vector<std::unique_ptr<IcapSession>> probes; // OPTIONS-only sessions, under signature_mutex
+    std::thread health;
+    std::mutex stop_mutex;
+    std::condition_variable stop_cv;
+    bool stopping = false;
 
     explicit Impl(std::shared_ptr<const Config> c)
         : config(std::move(c)), queue(config->max_queue_length) {}
 
-    // note_istag - remember what a server last said its signature was.
-    void note_istag(std::size_t server, const std::string& istag) {
-        if (istag.empty()) return;
-        std::lock_guard lock(signature_mutex);
-        istags[server] = istag;
-    }
-
-    // work - one worker's loop: sessions live as long as the thread.
-    void work(std::size_t worker_index) {
-        std::vector<std::unique_ptr<IcapSession>> sessions(servers.size());
+    // work - one worker's loop: take a job, scan it on a lent session.
+    void work() {
         while (auto job = queue.pop()) {
             Verdict v;
             try {
-                v = scan_one(worker_index, sessions, job->task);
+                if (SteadyClock::now() >= job->deadline)
+                    v = error_verdict("timed out waiting in the scan queue");
+                else
+                    v = scan_one(job->task, job->deadline);
             } catch (const std::exception& e) {
                 v = error_verdict(std::string("internal error: ") + e.what());
                 spdlog::error("{}: {}", job->task.job_id, v.reason);
@@ -98,80 +99,115 @@ struct Scanner::Impl {
         }
     }
 
-    // scan_one - try servers in turn (starting at this worker's own) until one answers.
-    Verdict scan_one(std::size_t worker_index, std::vector<std::unique_ptr<IcapSession>>& sessions,
-                     const ScanTask& task) {
-        Verdict last = error_verdict("no scanner configured");
-        for (std::size_t attempt = 0; attempt < servers.size(); ++attempt) {
-            const std::size_t s = (worker_index + attempt) % servers.size();
-            if (!sessions[s])
-                sessions[s] = std::make_unique<IcapSession>(servers[s], tls, timeouts);
+    // scan_one - the best server first; after a failure once more on
+    // another server (a server never reached does not use up the retry).
+    Verdict scan_one(const ScanTask& task, Deadline deadline) {
+        std::vector<bool> tried(pool->size(), false);
+        Verdict last = error_verdict("no scanner is up");
+        unsigned attempts = 0;
+        while (attempts < kMaxAttempts) {
+            std::string why;
+            auto lease = pool->acquire(tried, deadline, &why);
+            if (!lease) {
+                if (attempts == 0 && last.reason == "no scanner is up") last = error_verdict(why);
+                break;
+            }
+            const std::size_t s = lease->server();
+            tried[s] = true;
             auto source = task.data->reader();
             ScanRequest req{task.filename, task.job_id};
-            last = sessions[s]->scan(req, *source);
+            last = lease->session().scan(req, *source);
             if (last.kind != VerdictKind::Error) {
-                note_istag(s, last.istag);
+                pool->report_success(s, last.istag);
                 return last;
             }
-            spdlog::warn("{}: scanner {} failed: {}", task.job_id, servers[s].str(), last.reason);
+            const bool reached = !lease->session().connect_failed();
+            pool->report_failure(s, last.reason);
+            if (reached) ++attempts;
+            spdlog::warn("{}: scanner {} failed: {}{}", task.job_id, last.server, last.reason,
+                         attempts < kMaxAttempts ? "; trying another scanner" : "");
         }
         return last;
     }
+
+    // health_loop - probes, OPTIONS refreshes and health rounds until stop.
+    void health_loop() {
+        std::unique_lock lock(stop_mutex);
+        while (!stopping) {
+            lock.unlock();
+            try {
+                pool->maintain(SteadyClock::now());
+            } catch (const std::exception& e) {
+                spdlog::error("scanner health check: {}", e.what());
+            }
+            lock.lock();
+            stop_cv.wait_for(lock, kHealthTick, [&] { return stopping; });
+        }
+    }
 };
 
-// Scanner - parse the server list, make the TLS context, start workers.
+// Scanner - parse the server list, make the TLS context, start threads.
 Scanner::Scanner(std::shared_ptr<const Config> config) : impl_(std::make_unique<Impl>(std::move(config))) {
     const Config& c = *impl_->config;
     bool any_tls = false;
+    std::vector<ServerSpec> specs;
     for (const auto& text : c.icap_servers) {
         std::string error;
-        auto uri = parse_icap_uri(text, &error);
-        if (!uri) throw std::runtime_error("IcapServer " + text + ": " + error);
-        any_tls = any_tls || uri->tls;
-        impl_->servers.push_back(*uri);
+        auto spec = parse_server_spec(text, &error);
+        if (!spec) throw std::runtime_error("IcapServer " + text + ": " + error);
+        any_tls = any_tls || spec->uri.tls;
+        specs.push_back(std::move(*spec));
     }
-    if (impl_->servers.empty()) throw std::runtime_error("no IcapServer configured");
+    if (specs.empty()) throw std::runtime_error("no IcapServer configured");
+    std::shared_ptr<const TlsContext> tls;
     if (any_tls) {
         TlsSettings t;
         t.ca_file = c.tls_ca_file;
         t.ca_path = c.tls_ca_path;
         t.verify = c.tls_verify;
         t.min_version = c.tls_min_version;
-        impl_->tls = std::make_shared<const TlsContext>(t);
+        t.client_cert = c.tls_cert_file;
+        t.client_key = c.tls_key_file;
+        t.ciphers = c.tls_ciphers;
+        t.verify_hostname = c.tls_verify_hostname;
+        t.accept_expired = c.tls_accept_expired;
+        tls = std::make_shared<const TlsContext>(t);
     }
-    impl_->istags.resize(impl_->servers.size());
-    impl_->probes.resize(impl_->servers.size());
-    impl_->timeouts.connect = c.connect_timeout;
-    impl_->timeouts.io = c.io_timeout;
-    impl_->timeouts.total = c.scan_timeout;
-    for (unsigned i = 0; i < c.scan_threads; ++i)
-        impl_->workers.emplace_back([this, i] { impl_->work(i); });
+    Timeouts timeouts;
+    timeouts.connect = c.connect_timeout;
+    timeouts.io = c.io_timeout;
+    timeouts.total = c.scan_timeout;
+    PoolSettings ps;
+    ps.default_cap = c.scan_threads;
+    ps.failures_to_down = c.circuit_breaker_failures;
+    ps.probe_interval = c.circuit_breaker_probe_interval;
+    ps.health_interval = c.health_check_interval;
+    ps.expiry_warning_days = c.tls_expiry_warning_days;
+    impl_->pool = std::make_unique<ServerPool>(std::move(specs), std::move(tls), timeouts, ps);
+    for (unsigned i = 0; i < c.scan_threads; ++i) impl_->workers.emplace_back([this] { impl_->work(); });
+    impl_->health = std::thread([this] { impl_->health_loop(); });
 }
 
-// ~Scanner - drain the queue and join every worker.
+// ~Scanner - stop the health thread, drain the queue, join every worker.
 Scanner::~Scanner() {
+    {
+        std::lock_guard lock(impl_->stop_mutex);
+        impl_->stopping = true;
+    }
+    impl_->stop_cv.notify_all();
+    if (impl_->health.joinable()) impl_->health.join();
     impl_->queue.close();
     for (auto& t : impl_->workers) t.join();
 }
 
-// signatures - known ISTags, asking OPTIONS of servers with none yet.
-std::vector<std::string> Scanner::signatures() {
-    std::lock_guard lock(impl_->signature_mutex);
-    std::vector<std::string> out;
-    for (std::size_t s = 0; s < impl_->servers.size(); ++s) {
-        if (impl_->istags[s].empty()) {
-            if (!impl_->probes[s])
-                impl_->probes[s] = std::make_unique<IcapSession>(impl_->servers[s], impl_->tls, impl_->timeouts);
-            std::string error;
-            if (auto opts = impl_->probes[s]->options(&error))
-                impl_->istags[s] = opts->istag;
-            else
-                spdlog::warn("scanner {}: OPTIONS failed: {}", impl_->servers[s].str(), error);
-        }
-        if (!impl_->istags[s].empty()) out.push_back(impl_->istags[s]);
-    }
-    return out;
-}
+// signatures - ISTags of servers that are up, asking OPTIONS where unknown.
+std::vector<std::string> Scanner::signatures() { return impl_->pool->signatures(); }
+
+// health - the pool's overall health.
+Health Scanner::health() const { return impl_->pool->overall(); }
+
+// servers - per-server snapshots.
+std::vector<ServerStatus> Scanner::servers() const { return impl_->pool->status(); }
 
 // queued - current queue length.
 std::size_t Scanner::queued() const { return impl_->queue.size(); }
@@ -181,6 +217,11 @@ std::vector<Verdict> Scanner::scan(std::vector<ScanTask> tasks, const std::funct
                                    std::chrono::milliseconds progress_interval) {
     const std::size_t n = tasks.size();
     if (n == 0) return {};
+    if (!impl_->pool->any_up()) {
+        // The circuit breaker is open everywhere: answer now, not after a timeout.
+        spdlog::warn("{}: no scanner is up; {} item(s) not scanned", tasks.front().job_id, n);
+        return std::vector<Verdict>(n, error_verdict("no scanner is up"));
+    }
     auto batch = std::make_shared<Batch>();
     batch->results.resize(n, error_verdict("not scanned"));
     batch->remaining = n;
@@ -189,13 +230,13 @@ std::vector<Verdict> Scanner::scan(std::vector<ScanTask> tasks, const std::funct
     // past that something is stuck and OnFail is the answer.
     const auto& c = *impl_->config;
     using Clock = std::chrono::steady_clock;
-    const auto servers = static_cast<long>(impl_->servers.size());
+    const auto servers = static_cast<long>(std::min<std::size_t>(impl_->pool->size(), kMaxAttempts));
     const auto rounds = static_cast<long>(n / c.scan_threads + 2);
     const Clock::duration per_item = (c.scan_timeout + c.connect_timeout) * servers;
     const Clock::time_point deadline = Clock::now() + per_item * rounds;
 
     for (std::size_t i = 0; i < n; ++i) {
-        Job job{std::move(tasks[i]), batch, i};
+        Job job{std::move(tasks[i]), batch, i, deadline};
         bool queued = false;
         while (!queued) {
             const auto slice = std::min<Clock::time_point>(deadline, Clock::now() + progress_interval);

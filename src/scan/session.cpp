@@ -218,8 +218,11 @@ struct IcapSession::Impl {
     std::string user_agent;
     bool preview_enabled = true;
     TlsResumption resumption;            // declared before conn: outlives it
+    std::shared_ptr<ServerShared> shared; // may be null (a lone session)
     std::unique_ptr<Connection> conn;
     unsigned exchanges = 0;              // completed exchanges on conn
+    bool connect_failed = false;         // the last call never got a connection
+    std::optional<TlsPeerInfo> peer;     // of the last TLS connection made
     std::optional<ServerOptions> opts;
     SteadyClock::time_point opts_refresh{};
     std::vector<char> rbuf = std::vector<char>(kReadSize);
@@ -247,6 +250,7 @@ struct IcapSession::Impl {
     // connection if it may carry another request; abortive as for drop().
     void finish(bool reusable, bool abortive = false) {
         conn->keep_tls_session(resumption);
+        if (shared) shared->keep_tls(resumption);
         if (reusable)
             ++exchanges;
         else
@@ -280,7 +284,9 @@ struct IcapSession::Impl {
                 *error = "icaps:// server but no TLS context configured";
                 return false;
             }
+            if (shared) shared->load_tls(resumption);
             conn = tls_connect(*tls, uri.host, uri.port, d, &resumption, error);
+            if (conn) peer = tls_peer_info(*conn);
         } else {
             conn = connect_plain(uri.host, uri.port, d, error);
         }
@@ -298,6 +304,7 @@ struct IcapSession::Impl {
         for (int round = 0; round < 2; ++round) {
             bool reused = false;
             if (!ensure_connection(overall, &reused, &r.error)) {
+                connect_failed = round == 0;
                 r.outcome = Outcome::Failed;
                 return r;
             }
@@ -328,9 +335,18 @@ struct IcapSession::Impl {
     }
 
     // fetch_options - cached OPTIONS, refreshed shortly before expiry.
-    std::optional<ServerOptions> fetch_options(Deadline overall, const std::string& job, std::string* error) {
+    std::optional<ServerOptions> fetch_options(Deadline overall, const std::string& job, std::string* error,
+                                               bool force = false) {
         auto now = SteadyClock::now();
-        if (opts && now < opts_refresh) return opts;
+        connect_failed = false;
+        if (!force && opts && now < opts_refresh) return opts;
+        if (!force && shared) {
+            if (auto cached = shared->fresh_options(now)) {
+                opts = std::move(cached);
+                opts_refresh = shared->refresh_at();
+                return opts;
+            }
+        }
         std::optional<ServerOptions> fresh;
         const std::string request = build_options_request(uri, user_agent);
         AttemptResult r = with_retry(overall, job, [&](Deadline dl) {
@@ -356,11 +372,12 @@ struct IcapSession::Impl {
         auto margin = std::min<std::chrono::seconds>(ttl / 10, std::chrono::seconds(60));
         opts_refresh = SteadyClock::now() + (ttl - margin);
         if (!opts || opts->istag != fresh->istag)
-            spdlog::info("icap server={} service=\"{}\" istag=\"{}\"{}{} preview={} ttl={}s", uri_text,
+            spdlog::debug("icap server={} service=\"{}\" istag=\"{}\"{}{} preview={} ttl={}s", uri_text,
                          fresh->service, fresh->istag, fresh->version_info.empty() ? "" : " version=",
                          fresh->version_info, fresh->preview ? std::to_string(*fresh->preview) : "no",
                          ttl.count());
         opts = std::move(fresh);
+        if (shared) shared->store_options(*opts, opts_refresh);
         return opts;
     }
 
@@ -457,7 +474,7 @@ struct IcapSession::Impl {
         std::string istag = istag_of(resp);
         if (istag.empty() && opts) istag = opts->istag;
         if (opts && !istag.empty() && istag != opts->istag) {
-            spdlog::info("icap server={} ISTag changed from \"{}\" to \"{}\" (definitions updated)", uri_text,
+            spdlog::debug("icap server={} ISTag changed from \"{}\" to \"{}\"", uri_text,
                          opts->istag, istag);
             opts->istag = istag;
         }
@@ -508,8 +525,9 @@ struct IcapSession::Impl {
 
 // IcapSession - remember where and how to connect; no I/O yet.
 IcapSession::IcapSession(IcapUri uri, std::shared_ptr<const TlsContext> tls, Timeouts timeouts,
-                         std::string user_agent)
+                         std::string user_agent, std::shared_ptr<ServerShared> shared)
     : uri_(std::move(uri)), impl_(std::make_unique<Impl>()) {
+    impl_->shared = std::move(shared);
     impl_->uri = uri_;
     impl_->uri_text = uri_.str();
     impl_->tls = std::move(tls);
@@ -532,6 +550,65 @@ std::optional<ServerOptions> IcapSession::options(std::string* error) {
         if (error) *error = fmt::format("OPTIONS failed: {}", e.what());
     }
     return std::nullopt;
+}
+
+// refresh_options - a forced OPTIONS round trip; never throws.
+std::optional<ServerOptions> IcapSession::refresh_options(std::string* error) {
+    std::string err;
+    try {
+        auto o = impl_->fetch_options(impl_->overall_deadline(), "-", &err, true);
+        if (!o && error) *error = err;
+        return o;
+    } catch (const std::exception& e) {
+        impl_->drop(true);
+        if (error) *error = fmt::format("OPTIONS failed: {}", e.what());
+    }
+    return std::nullopt;
+}
+
+// connect_failed - whether the last call never reached the server.
+bool IcapSession::connect_failed() const noexcept { return impl_->connect_failed; }
+
+// tls_info - details of the last TLS connection made.
+std::optional<TlsPeerInfo> IcapSession::tls_info() const { return impl_->peer; }
+
+// fresh_options - cached OPTIONS, unless due for a refresh.
+std::optional<ServerOptions> ServerShared::fresh_options(Deadline now) const {
+    std::lock_guard lock(mutex_);
+    if (options_ && now < refresh_at_) return options_;
+    return std::nullopt;
+}
+
+// store_options - replace the cache.
+void ServerShared::store_options(const ServerOptions& o, Deadline refresh_at) {
+    std::lock_guard lock(mutex_);
+    options_ = o;
+    refresh_at_ = refresh_at;
+}
+
+// invalidate_options - empty the cache.
+void ServerShared::invalidate_options() {
+    std::lock_guard lock(mutex_);
+    options_.reset();
+    refresh_at_ = Deadline::min();
+}
+
+// refresh_at - the cache's refresh time.
+Deadline ServerShared::refresh_at() const {
+    std::lock_guard lock(mutex_);
+    return options_ ? refresh_at_ : Deadline::min();
+}
+
+// load_tls - hand the shared TLS session to one session's slot.
+void ServerShared::load_tls(TlsResumption& into) const {
+    std::lock_guard lock(mutex_);
+    if (tls_.get()) into.store(tls_.get());
+}
+
+// keep_tls - take a session's TLS session as the shared one.
+void ServerShared::keep_tls(const TlsResumption& from) {
+    std::lock_guard lock(mutex_);
+    if (from.get()) tls_.store(from.get());
 }
 
 // scan - never throws; every failure is a Verdict of kind Error.

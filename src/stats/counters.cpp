@@ -2,6 +2,8 @@
 //   counters.cpp - the statistics counters and their text form
 #include "icap-milter/stats/counters.hpp"
 
+#include <ctime>
+
 namespace icapm {
 
 // token_rejected_because - bump the total and the per-reason count.
@@ -10,6 +12,31 @@ void Counters::token_rejected_because(const std::string& reason) {
     std::lock_guard lock(mutex_);
     if (rejected_reasons_.size() < 64 || rejected_reasons_.count(reason)) ++rejected_reasons_[reason];
 }
+
+// set_scanner_health - store the pool's latest view.
+void Counters::set_scanner_health(const ScannerHealth& h) {
+    std::lock_guard lock(mutex_);
+    health_ = h;
+}
+
+// scanner_health - copy under the lock.
+ScannerHealth Counters::scanner_health() const {
+    std::lock_guard lock(mutex_);
+    return health_;
+}
+
+namespace {
+// utc_text - "2026-11-22T06:38:34Z", or "never" for 0.
+std::string utc_text(std::int64_t t) {
+    if (t == 0) return "never";
+    std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+} // namespace
 
 // render - stable order, so tools and tests can parse it.
 std::string Counters::render() const {
@@ -26,6 +53,12 @@ std::string Counters::render() const {
     line("Token.Rejected", token_rejected);
     std::lock_guard lock(mutex_);
     for (const auto& [reason, n] : rejected_reasons_) out += "Token.Rejected." + reason + ": " + std::to_string(n) + "\n";
+    out += "Health: " + health_.status + "\n";
+    out += "LastHealthCheck: " + utc_text(health_.last_health_check) + "\n";
+    out += "LastVirusDefinitionSignature: " + (health_.last_signature.empty() ? "unknown" : health_.last_signature);
+    if (!health_.last_signature_info.empty()) out += " (" + health_.last_signature_info + ")";
+    out += "\n";
+    out += "LastVirusSignatureUpdate: " + utc_text(health_.last_signature_update) + "\n";
     return out;
 }
 

@@ -70,7 +70,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 28);
+    CHECK(schema().size() == 43);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -461,15 +461,25 @@ TEST_CASE("config: dump_config round-trips") {
             "IcapServer icap://10.0.0.1/avscan\n"
             "IcapServer icaps://[2001:db8::1]:2000/scan?mode=full\n"
             "IcapServer icap://av.example/x#y\n"
+            "IcapServer icaps://av2.example/avscan  priority=2 weight=3 preview=off user-agent=Foo/1 max-connections=8\n"
             "TlsCAFile /etc/ssl/ca.pem\n"
             "TlsCAPath /etc/ssl/certs\n"
             "TlsVerify off\n"
             "TlsMinVersion 1.3\n"
+            "TlsCertFile /etc/icap-milter/client.pem\n"
+            "TlsKeyFile /etc/icap-milter/client.key\n"
+            "TlsCiphers ECDHE+AESGCM:!aNULL\n"
+            "TlsVerifyHostname no\n"
+            "TlsAcceptExpired yes\n"
+            "TlsExpiryWarningDays 7\n"
             "IcapConnectTimeout 1500ms\n"
             "IcapTimeout 2m\n"
             "ScanTimeout 90s\n"
             "ScanThreads 16\n"
             "MaxQueueLength 50\n"
+            "CircuitBreakerFailures 5\n"
+            "CircuitBreakerProbeInterval 30s\n"
+            "HealthCheckInterval 5m\n"
             "MaxScanSize 1000000\n"
             "SpoolMemoryLimit 0\n"
             "MaxMimeDepth 8\n"
@@ -479,6 +489,12 @@ TEST_CASE("config: dump_config round-trips") {
             "OnUnscannable reject\n"
             "AddHeaders no\n"
             "ReportHostname mx.example.org\n"
+            "TokenSigningKey /etc/icap-milter/token.key\n"
+            "TrustedKeysDirectory /etc/icap-milter/trusted\n"
+            "TokenLifetime 24h\n"
+            "TokenClockSkew 30s\n"
+            "TokenHeader X-Token\n"
+            "ConfigName \"mx pool 1\"\n"
             "LogTarget \"file:/var/log/icap milter.log\"\n"
             "LogLevel debug\n";
         std::vector<ConfigError> errors;
@@ -504,6 +520,8 @@ TEST_CASE("config: dump_config round-trips") {
         CHECK(dump.find("MaxScanSize 1000000\n") != std::string::npos);
         CHECK(dump.find("IcapServer icaps://[2001:db8::1]:2000/scan?mode=full\n") != std::string::npos);
         CHECK(dump.find("IcapServer \"icap://av.example:1344/x#y\"\n") != std::string::npos);
+        CHECK(dump.find("IcapServer \"icaps://av2.example:11344/avscan weight=3 priority=2 preview=off "
+                        "user-agent=Foo/1 max-connections=8\"\n") != std::string::npos);
     }
     SUBCASE("built-in defaults: every key, in schema order") {
         std::string dump = dump_config(Config{});

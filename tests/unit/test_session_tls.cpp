@@ -56,7 +56,7 @@ struct TestCert {
     std::unique_ptr<X509, CertFree> cert;
     std::filesystem::path pem; // the certificate, as a CA file for the client
 
-    explicit TestCert(const std::string& san) {
+    explicit TestCert(const std::string& san, long not_before = -3600, long not_after = 86400) {
         key.reset(EVP_EC_gen("P-256"));
         REQUIRE(key);
         cert.reset(X509_new());
@@ -64,8 +64,8 @@ struct TestCert {
         X509_set_version(x, 2);
         static std::atomic<long> serial{1};
         ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-        X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-        X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+        X509_gmtime_adj(X509_getm_notBefore(x), not_before);
+        X509_gmtime_adj(X509_getm_notAfter(x), not_after);
         X509_set_pubkey(x, key.get());
         X509_NAME* n = X509_get_subject_name(x);
         X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("icap test"), -1,
@@ -363,4 +363,65 @@ TEST_CASE("session tls: context settings are checked") {
     TlsContext ctx(ok);
     CHECK(ctx.get() != nullptr);
     CHECK(ctx.verify());
+}
+
+TEST_CASE("session tls: TlsAcceptExpired skips only the expiry check") {
+    QuietLog quiet;
+    TestCert expired("DNS:localhost", -2 * 86400, -86400);
+    TlsServer srv(expired);
+    TlsSettings base;
+    base.ca_file = expired.pem.string();
+    SUBCASE("off: an expired certificate fails") {
+        IcapSession s(srv.uri("localhost"), std::make_shared<const TlsContext>(base), fast());
+        MemSource a("x");
+        Verdict v = s.scan(ScanRequest{"a", "J"}, a);
+        CHECK(v.kind == VerdictKind::Error);
+        CHECK(v.reason.find("expired") != std::string::npos);
+    }
+    SUBCASE("on: accepted, and the expiry is visible for health") {
+        TlsSettings t = base;
+        t.accept_expired = true;
+        IcapSession s(srv.uri("localhost"), std::make_shared<const TlsContext>(t), fast());
+        MemSource a("x");
+        CHECK(s.scan(ScanRequest{"a", "J"}, a).kind == VerdictKind::Clean);
+        auto info = s.tls_info();
+        REQUIRE(info);
+        CHECK(info->not_after < std::time(nullptr));
+        CHECK(info->days_left(std::time(nullptr)) < 0);
+        CHECK(info->subject.find("CN=icap test") != std::string::npos);
+    }
+    SUBCASE("on: the host name is still verified") {
+        TlsSettings t = base;
+        t.accept_expired = true;
+        IcapSession s(srv.uri("127.0.0.1"), std::make_shared<const TlsContext>(t), fast());
+        MemSource a("x");
+        Verdict v = s.scan(ScanRequest{"a", "J"}, a);
+        CHECK(v.kind == VerdictKind::Error);
+        CHECK(v.reason.find("mismatch") != std::string::npos);
+    }
+    SUBCASE("on: the chain is still verified") {
+        TestCert other("DNS:localhost");
+        TlsSettings t;
+        t.ca_file = other.pem.string();
+        t.accept_expired = true;
+        IcapSession s(srv.uri("localhost"), std::make_shared<const TlsContext>(t), fast());
+        MemSource a("x");
+        CHECK(s.scan(ScanRequest{"a", "J"}, a).kind == VerdictKind::Error);
+    }
+}
+
+TEST_CASE("session tls: sessions to one server share TLS resumption") {
+    QuietLog quiet;
+    TestCert cert("DNS:localhost");
+    TlsServer srv(cert);
+    auto shared = std::make_shared<ServerShared>();
+    auto ctx = context(cert.pem);
+    IcapSession first(srv.uri("localhost"), ctx, fast(), "icap-milter", shared);
+    IcapSession second(srv.uri("localhost"), ctx, fast(), "icap-milter", shared);
+    MemSource a("x"), b("y");
+    CHECK(first.scan(ScanRequest{"a", "J1"}, a).kind == VerdictKind::Clean);
+    CHECK(second.scan(ScanRequest{"b", "J2"}, b).kind == VerdictKind::Clean);
+    CHECK(second.tls_info()->resumed);
+    std::lock_guard<std::mutex> lock(srv.mu);
+    CHECK(srv.resumed == std::vector<bool>{false, true}); // a new session's first connection resumes
 }

@@ -37,16 +37,25 @@ struct Config {
     unsigned milter_timeout = 300;          // MilterTimeout, seconds (smfi_settimeout)
 
     // Scanners
-    std::vector<std::string> icap_servers;  // IcapServer, repeatable URI
+    std::vector<std::string> icap_servers;  // IcapServer, repeatable: canonical ServerSpec text
     std::string tls_ca_file;                // TlsCAFile
     std::string tls_ca_path;                // TlsCAPath
     bool tls_verify = true;                 // TlsVerify
     std::string tls_min_version = "1.2";    // TlsMinVersion: 1.2 | 1.3
+    std::string tls_cert_file;              // TlsCertFile (mutual TLS)
+    std::string tls_key_file;               // TlsKeyFile
+    std::string tls_ciphers;                // TlsCiphers, empty = OpenSSL default
+    bool tls_verify_hostname = true;        // TlsVerifyHostname
+    bool tls_accept_expired = false;        // TlsAcceptExpired
+    unsigned tls_expiry_warning_days = 30;  // TlsExpiryWarningDays, 0 = none
     std::chrono::milliseconds connect_timeout{10000}; // IcapConnectTimeout
     std::chrono::milliseconds io_timeout{60000};      // IcapTimeout
     std::chrono::milliseconds scan_timeout{300000};   // ScanTimeout (one part, one server)
     unsigned scan_threads = 4;              // ScanThreads 1..256
     unsigned max_queue_length = 1000;       // MaxQueueLength (scan items waiting)
+    unsigned circuit_breaker_failures = 3;  // CircuitBreakerFailures
+    std::chrono::milliseconds circuit_breaker_probe_interval{10000}; // CircuitBreakerProbeInterval
+    std::chrono::milliseconds health_check_interval{60000};          // HealthCheckInterval
 
     // MIME and limits
     std::uint64_t max_scan_size = 25ull << 20;   // MaxScanSize, decoded bytes per part
@@ -60,6 +69,14 @@ struct Config {
     Action on_unscannable = Action::Accept; // OnUnscannable: accept | tempfail | reject
     bool add_headers = true;                // AddHeaders
     std::string report_hostname;            // ReportHostname, empty = gethostname()
+
+    // Scan token
+    std::string token_signing_key;          // TokenSigningKey, Ed25519 PEM; empty = sign nothing
+    std::string trusted_keys_directory;     // TrustedKeysDirectory, one public PEM per server
+    std::chrono::milliseconds token_lifetime{7 * 24 * 3600 * 1000LL}; // TokenLifetime
+    std::chrono::milliseconds token_clock_skew{300000}; // TokenClockSkew
+    std::string token_header = "X-Scan-Token"; // TokenHeader
+    std::string config_name = "default";    // ConfigName, the token's configName claim
 
     // Logging
     std::string log_target = "syslog";      // LogTarget: syslog | stderr | file:PATH

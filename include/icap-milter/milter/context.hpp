@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace icapm {
 
@@ -29,6 +30,7 @@ struct MessageContext {
     std::string spool_error;
     bool in_body = false;          // the blank line after the headers is written
     std::map<std::string, int> strip; // our header names (lower case) -> copies seen
+    std::vector<std::string> tokens;  // values of the token headers (first kMaxTokenHeaders, each bounded)
     std::chrono::steady_clock::time_point started;
 };
 

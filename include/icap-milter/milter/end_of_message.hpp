@@ -15,6 +15,13 @@ struct Outcome {
     std::string scanners;   // "icaps://h:p/avscan ISTag=..." for X-Virus-Scanned
     std::string parts_log;  // "1:clean 2:infected(Eicar)" for the summary line
     std::size_t parts = 0;
+    // Scan token: strip_tokens - remove every incoming token header (it
+    // failed, or a new one replaces it); new_token - the folded value of
+    // the token header to add ("" = none); token_log - "token=..." for
+    // the summary line ("" when the message had no token and got none).
+    bool strip_tokens = false;
+    std::string new_token;
+    std::string token_log;
 };
 
 // process_message - walk the spool, scan every item, apply policy. Never

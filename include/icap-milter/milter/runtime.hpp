@@ -9,6 +9,7 @@
 
 #include "icap-milter/config/config.hpp"
 #include "icap-milter/scan/scanner.hpp"
+#include "icap-milter/token/keys.hpp"
 
 #include <memory>
 #include <string>
@@ -19,13 +20,17 @@ struct Runtime {
     std::shared_ptr<const Config> config;
     std::shared_ptr<Scanner> scanner;
     std::string hostname; // ReportHostname or gethostname()
+    TokenKeys tokens;     // own signing key and trusted keys (read before the privilege drop)
+    std::string config_id; // the token's configID: SHA-256 (16 hex) of the effective settings
 };
 
 // current_runtime - the snapshot new connections use.
 std::shared_ptr<const Runtime> current_runtime();
 // install_runtime - make rt the snapshot for connections that start from now on.
 void install_runtime(std::shared_ptr<const Runtime> rt);
-// make_runtime - build a runtime (starts scanner threads); throws on bad settings.
-std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const Config> config);
+// make_runtime - build a runtime (starts scanner threads); throws on bad
+// settings. tokens are loaded by the caller (load_token_keys before the
+// privilege drop; reload_trusted_keys on reload).
+std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const Config> config, TokenKeys tokens = {});
 
 } // namespace icapm

@@ -9,14 +9,17 @@
 // DIAGNOSTICS
 //   The constructor throws std::runtime_error with OpenSSL's reason when
 //   the CA file, certificate or key cannot be loaded, or the settings are
-//   invalid. Turning verification off logs a warning. tls_connect()
+//   invalid. Turning verification off, or accepting expired certificates,
+//   logs a warning. tls_connect()
 //   returns nullptr with the handshake or verification failure in *error.
 #pragma once
 
 #include "icap-milter/net/socket.hpp"
 
 #include <cstdint>
+#include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -33,6 +36,20 @@ struct TlsSettings {
     std::string client_cert;  // PEM, for mutual TLS (optional)
     std::string client_key;   // PEM (optional)
     std::string ciphers;      // OpenSSL cipher list (optional)
+    bool verify_hostname = true; // check the name (or IP) against the certificate
+    bool accept_expired = false; // skip only the expiry check (chain and name still verified)
+};
+
+// TlsPeerInfo - what an operator wants to know about a TLS connection.
+struct TlsPeerInfo {
+    std::string protocol;     // "TLSv1.3"
+    std::string cipher;
+    std::string subject;      // one line, RFC 2253
+    std::string issuer;
+    std::time_t not_after = 0; // certificate expiry (UTC), 0 if unknown
+    bool resumed = false;
+    // days_left - whole days until not_after from now (negative: expired).
+    long days_left(std::time_t now) const noexcept;
 };
 
 // TlsContext - owns the SSL_CTX; thread-safe to share once built.
@@ -44,11 +61,15 @@ public:
     TlsContext& operator=(const TlsContext&) = delete;
     SSL_CTX* get() const noexcept { return ctx_.get(); }
     bool verify() const noexcept { return verify_; }
+    bool verify_hostname() const noexcept { return verify_hostname_; }
+    bool accept_expired() const noexcept { return accept_expired_; }
 
 private:
     struct CtxFree { void operator()(SSL_CTX* p) const noexcept; };
     std::unique_ptr<SSL_CTX, CtxFree> ctx_;
     bool verify_ = true;
+    bool verify_hostname_ = true;
+    bool accept_expired_ = false;
 };
 
 // TlsResumption - the last resumable session of one server. Not shared
@@ -66,6 +87,9 @@ private:
     struct SessionFree { void operator()(SSL_SESSION* p) const noexcept; };
     std::unique_ptr<SSL_SESSION, SessionFree> session_;
 };
+
+// tls_peer_info - details of a TLS connection; nullopt for plain TCP.
+std::optional<TlsPeerInfo> tls_peer_info(const Connection& c);
 
 // tls_connect - TCP connect, then a TLS handshake before deadline with
 // SNI (names only), host name or IP verification when ctx verifies, and

@@ -1,8 +1,9 @@
 // NAME
 //   scanner.hpp - the worker pool that scans items through ICAP servers
 // SUMMARY
-//   ScanThreads workers each hold one persistent IcapSession per
-//   configured server. Connection threads never talk to scanners: they
+//   ScanThreads workers scan on persistent sessions lent by the
+//   ServerPool (balancing, failover, circuit breaker, health). Connection
+//   threads never talk to scanners: they
 //   hand their items to scan(), which queues them on a bounded job queue
 //   and waits, calling a progress callback so the MTA does not time out.
 // DIAGNOSTICS
@@ -13,6 +14,7 @@
 #include "icap-milter/config/config.hpp"
 #include "icap-milter/icap/verdict.hpp"
 #include "icap-milter/mime/spool.hpp"
+#include "icap-milter/scan/pool.hpp"
 
 #include <chrono>
 #include <functional>
@@ -52,6 +54,11 @@ public:
     // Empty when no server answers. Used to check a scan token's scanVersion
     // and for X-Virus-Scanned.
     std::vector<std::string> signatures();
+
+    // health - the pool's overall health (Pending validation .. Error).
+    Health health() const;
+    // servers - a snapshot of every configured server.
+    std::vector<ServerStatus> servers() const;
 
 private:
     struct Impl;

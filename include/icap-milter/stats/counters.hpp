@@ -3,7 +3,9 @@
 // SUMMARY
 //   Lock-free counters (Examined, SentToScanner, Scanned, Infected,
 //   VirusFree, Token.*) plus reason counts for rejected tokens under a
-//   lock. render() gives "Name: value" lines for logs and tools.
+//   lock, and the scanner pool's health: status, LastHealthCheck,
+//   LastVirusDefinitionSignature, LastVirusSignatureUpdate (under a lock).
+//   render() gives "Name: value" lines for logs and tools.
 #pragma once
 
 #include <atomic>
@@ -13,6 +15,15 @@
 #include <string>
 
 namespace icapm {
+
+// ScannerHealth - the pool's view, as the seed's statistics name it.
+struct ScannerHealth {
+    std::string status = "Pending validation"; // Pending validation | Service validated | Warnings | Error
+    std::int64_t last_health_check = 0;         // Unix time of the last health round, 0 = never
+    std::string last_signature;                 // newest definition signature (ISTag) seen
+    std::string last_signature_info;            // its readable version, if the server gave one
+    std::int64_t last_signature_update = 0;     // Unix time a signature last changed, 0 = never
+};
 
 class Counters {
 public:
@@ -28,12 +39,17 @@ public:
 
     // token_rejected_because - count one rejected token and its reason.
     void token_rejected_because(const std::string& reason);
+    // set_scanner_health - replace the pool's health view.
+    void set_scanner_health(const ScannerHealth& h);
+    // scanner_health - a copy of the pool's health view.
+    ScannerHealth scanner_health() const;
     // render - "Name: value" lines, one per counter and per rejection reason.
     std::string render() const;
 
 private:
     mutable std::mutex mutex_;
     std::map<std::string, std::uint64_t> rejected_reasons_;
+    ScannerHealth health_;
 };
 
 // counters - the process's counters.

@@ -1,0 +1,444 @@
+// NAME
+//   pool.cpp - server selection, circuit breaker, probes, health, signatures
+// SUMMARY
+//   One mutex guards every server's counters and state; sessions are
+//   created under it (no I/O) and used outside it. Probes (OPTIONS) run
+//   outside the pool mutex under a per-server probe mutex, on a session
+//   of their own that shares the server's OPTIONS cache and TLS session.
+// DIAGNOSTICS
+//   "scanner X is down after N consecutive failures", "scanner X is up"
+//   and certificate expiry notes are warnings; "virus definitions
+//   updated: old → new" is info. Nothing here throws for server trouble.
+#include "icap-milter/scan/pool.hpp"
+
+#include "icap-milter/stats/counters.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace icapm {
+
+// to_string - the seed's health words.
+const char* to_string(Health h) noexcept {
+    switch (h) {
+    case Health::Pending: return "Pending validation";
+    case Health::Validated: return "Service validated";
+    case Health::Warnings: return "Warnings";
+    case Health::Error: return "Error";
+    }
+    return "Error";
+}
+
+namespace {
+// ServerState - the circuit breaker's states.
+enum class ServerState { Pending, Up, Down };
+
+// seconds_since - whole seconds from t to now, for logs.
+long long seconds_since(Deadline t) {
+    return std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - t).count();
+}
+
+// date_text - a Unix time as YYYY-MM-DD (UTC).
+std::string date_text(std::time_t t) {
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[16];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+    return buf;
+}
+} // namespace
+
+struct ServerPool::Server {
+    ServerSpec spec;
+    std::string name;
+    std::shared_ptr<ServerShared> shared = std::make_shared<ServerShared>();
+    // Under the pool mutex:
+    std::vector<std::unique_ptr<IcapSession>> idle;
+    unsigned open = 0;
+    unsigned outstanding = 0;
+    std::optional<unsigned> server_max; // Max-Connections from OPTIONS
+    ServerState state = ServerState::Pending;
+    unsigned failures = 0;
+    Deadline down_since{};
+    Deadline next_probe{};
+    std::uint64_t requests = 0;
+    std::string istag, version, last_error, tls_warning;
+    // Probes, under probe_mutex only:
+    std::mutex probe_mutex;
+    std::unique_ptr<IcapSession> probe_session;
+
+    // cap - the smaller of our cap and the server's Max-Connections.
+    unsigned cap(unsigned fallback) const {
+        unsigned c = spec.max_connections ? spec.max_connections : fallback;
+        if (server_max && *server_max > 0) c = std::min(c, *server_max);
+        return std::max(c, 1u);
+    }
+    // make_session - a new session to this server (no I/O yet).
+    std::unique_ptr<IcapSession> make_session(const std::shared_ptr<const TlsContext>& tls,
+                                              const Timeouts& t) const {
+        auto s = std::make_unique<IcapSession>(spec.uri, tls, t, spec.user_agent, shared);
+        s->set_preview(spec.preview);
+        return s;
+    }
+};
+
+// ServerPool - one Server per spec, all Pending.
+ServerPool::ServerPool(std::vector<ServerSpec> specs, std::shared_ptr<const TlsContext> tls, Timeouts timeouts,
+                       PoolSettings settings)
+    : tls_(std::move(tls)), timeouts_(timeouts), settings_(settings) {
+    for (auto& spec : specs) {
+        auto s = std::make_unique<Server>();
+        s->name = spec.uri.str();
+        s->spec = std::move(spec);
+        servers_.push_back(std::move(s));
+    }
+}
+
+// ~ServerPool - sessions close with their servers.
+ServerPool::~ServerPool() = default;
+
+// Lease - take ownership of a lent session.
+ServerPool::Lease::Lease(ServerPool* pool, std::size_t server, std::unique_ptr<IcapSession> session) noexcept
+    : pool_(pool), server_(server), session_(std::move(session)) {}
+
+// Lease - move: the source no longer gives anything back.
+ServerPool::Lease::Lease(Lease&& other) noexcept
+    : pool_(std::exchange(other.pool_, nullptr)), server_(other.server_), session_(std::move(other.session_)) {}
+
+// ~Lease - return the session to its server.
+ServerPool::Lease::~Lease() {
+    if (pool_ && session_) pool_->give_back(server_, std::move(session_));
+}
+
+// acquire - best priority group, then least outstanding per weight.
+std::optional<ServerPool::Lease> ServerPool::acquire(const std::vector<bool>& tried, Deadline until,
+                                                     std::string* why) {
+    std::unique_lock lock(mutex_);
+    const std::size_t n = servers_.size();
+    while (true) {
+        std::optional<unsigned> best;
+        bool any_live = false;
+        for (std::size_t i = 0; i < n; ++i) {
+            const Server& s = *servers_[i];
+            if (s.state == ServerState::Down) continue;
+            any_live = true;
+            if (i < tried.size() && tried[i]) continue;
+            best = std::min(best.value_or(s.spec.priority), s.spec.priority);
+        }
+        if (!best) {
+            *why = any_live ? "no other scanner to try" : "no scanner is up";
+            return std::nullopt;
+        }
+        std::size_t pick = n;
+        for (std::size_t k = 0; k < n; ++k) {
+            const std::size_t i = (rotate_ + k) % n;
+            const Server& s = *servers_[i];
+            if (s.state == ServerState::Down || (i < tried.size() && tried[i]) || s.spec.priority != *best ||
+                s.outstanding >= s.cap(settings_.default_cap))
+                continue;
+            if (pick == n) {
+                pick = i;
+                continue;
+            }
+            const Server& p = *servers_[pick];
+            if (std::uint64_t{s.outstanding + 1} * p.spec.weight < std::uint64_t{p.outstanding + 1} * s.spec.weight)
+                pick = i;
+        }
+        if (pick < n) {
+            rotate_ = (pick + 1) % n;
+            Server& s = *servers_[pick];
+            ++s.outstanding;
+            ++s.requests;
+            std::unique_ptr<IcapSession> session;
+            if (!s.idle.empty()) {
+                session = std::move(s.idle.back());
+                s.idle.pop_back();
+            } else {
+                session = s.make_session(tls_, timeouts_);
+                ++s.open;
+            }
+            return Lease(this, pick, std::move(session));
+        }
+        if (slot_free_.wait_until(lock, until) == std::cv_status::timeout && SteadyClock::now() >= until) {
+            *why = "every scanner is at its connection cap";
+            return std::nullopt;
+        }
+    }
+}
+
+// give_back - keep the session for reuse unless the server is down or over its cap.
+void ServerPool::give_back(std::size_t server, std::unique_ptr<IcapSession> session) {
+    std::unique_ptr<IcapSession> doomed; // closed after the lock is released
+    {
+        std::lock_guard lock(mutex_);
+        Server& s = *servers_[server];
+        if (s.outstanding) --s.outstanding;
+        if (s.state == ServerState::Down || s.open > s.cap(settings_.default_cap)) {
+            doomed = std::move(session);
+            if (s.open) --s.open;
+        } else {
+            s.idle.push_back(std::move(session));
+        }
+    }
+    slot_free_.notify_all();
+}
+
+// report_success - close the breaker.
+void ServerPool::report_success(std::size_t server, const std::string& istag) {
+    bool changed = false;
+    {
+        std::lock_guard lock(mutex_);
+        Server& s = *servers_[server];
+        s.failures = 0;
+        s.last_error.clear();
+        if (s.state != ServerState::Up) {
+            if (s.state == ServerState::Down)
+                spdlog::warn("scanner {} is up again after {}s down", s.name, seconds_since(s.down_since));
+            s.state = ServerState::Up;
+            changed = true;
+        }
+    }
+    if (!istag.empty()) note_signature(server, istag, {});
+    if (changed) publish();
+}
+
+// report_failure - count it; trip the breaker at the threshold.
+void ServerPool::report_failure(std::size_t server, const std::string& reason) {
+    std::vector<std::unique_ptr<IcapSession>> doomed;
+    bool tripped = false;
+    {
+        std::lock_guard lock(mutex_);
+        Server& s = *servers_[server];
+        ++s.failures;
+        s.last_error = reason;
+        if (s.state != ServerState::Down && s.failures >= settings_.failures_to_down) {
+            s.state = ServerState::Down;
+            s.down_since = SteadyClock::now();
+            s.next_probe = s.down_since + settings_.probe_interval;
+            doomed.swap(s.idle);
+            s.open -= std::min<unsigned>(s.open, static_cast<unsigned>(doomed.size()));
+            s.shared->invalidate_options();
+            tripped = true;
+            spdlog::warn("scanner {} is down after {} consecutive failures (last: {}); probing every {}ms",
+                         s.name, s.failures, reason, settings_.probe_interval.count());
+        }
+    }
+    if (tripped) {
+        slot_free_.notify_all();
+        publish();
+    }
+}
+
+// any_up - some server is Pending or Up.
+bool ServerPool::any_up() const {
+    std::lock_guard lock(mutex_);
+    return std::any_of(servers_.begin(), servers_.end(),
+                       [](const auto& s) { return s->state != ServerState::Down; });
+}
+
+// probe - a forced OPTIONS round trip on the server's probe session.
+bool ServerPool::probe(std::size_t server) {
+    Server& s = *servers_[server];
+    std::optional<ServerOptions> opts;
+    std::optional<TlsPeerInfo> peer;
+    std::string error;
+    {
+        std::lock_guard probe_lock(s.probe_mutex);
+        if (!s.probe_session) s.probe_session = s.make_session(tls_, timeouts_);
+        opts = s.probe_session->refresh_options(&error);
+        if (opts && !opts->supports("RESPMOD")) {
+            error = "ICAP service does not offer RESPMOD";
+            opts.reset();
+        }
+        peer = s.probe_session->tls_info();
+    }
+    if (!opts) {
+        bool down;
+        {
+            std::lock_guard lock(mutex_);
+            down = s.state == ServerState::Down;
+            if (down) {
+                s.next_probe = SteadyClock::now() + settings_.probe_interval;
+                s.last_error = error;
+            }
+        }
+        if (down)
+            spdlog::debug("scanner {} still down: {}", s.name, error);
+        else
+            report_failure(server, "OPTIONS: " + error);
+        return false;
+    }
+    std::string warning;
+    if (peer && peer->not_after) {
+        const std::time_t now = std::time(nullptr);
+        const long days = peer->days_left(now);
+        if (peer->not_after < now)
+            warning = fmt::format("certificate \"{}\" expired on {} and is accepted (TlsAcceptExpired)",
+                                  peer->subject, date_text(peer->not_after));
+        else if (settings_.expiry_warning_days && days < static_cast<long>(settings_.expiry_warning_days))
+            warning = fmt::format("certificate \"{}\" expires on {} ({} days left)", peer->subject,
+                                  date_text(peer->not_after), days);
+    }
+    {
+        std::lock_guard lock(mutex_);
+        s.server_max = opts->max_connections;
+        if (warning != s.tls_warning) {
+            if (!warning.empty()) spdlog::warn("scanner {}: {}", s.name, warning);
+            s.tls_warning = warning;
+        }
+    }
+    report_success(server, {});
+    note_signature(server, opts->istag, opts->version_info);
+    publish();
+    return true;
+}
+
+// maintain - due probes, OPTIONS refreshes and the health round.
+bool ServerPool::maintain(Deadline now) {
+    const std::size_t n = servers_.size();
+    std::vector<bool> done(n, false);
+    for (std::size_t i = 0; i < n; ++i) {
+        bool due;
+        {
+            std::lock_guard lock(mutex_);
+            const Server& s = *servers_[i];
+            if (s.state == ServerState::Down) {
+                due = now >= s.next_probe;
+            } else {
+                Deadline refresh = s.shared->refresh_at();
+                due = refresh != Deadline::min() && now >= refresh;
+            }
+        }
+        if (due) {
+            probe(i);
+            done[i] = true;
+        }
+    }
+    if (now < next_health_round_) return false;
+    for (std::size_t i = 0; i < n; ++i) {
+        bool down;
+        {
+            std::lock_guard lock(mutex_);
+            down = servers_[i]->state == ServerState::Down;
+        }
+        if (!done[i] && !down) probe(i);
+    }
+    {
+        std::lock_guard lock(mutex_);
+        last_health_check_ = static_cast<std::int64_t>(std::time(nullptr));
+    }
+    next_health_round_ = now + settings_.health_interval;
+    publish();
+    return true;
+}
+
+// signatures - ISTags of servers not down, probing those without one.
+std::vector<std::string> ServerPool::signatures() {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < servers_.size(); ++i) {
+        bool ask;
+        {
+            std::lock_guard lock(mutex_);
+            const Server& s = *servers_[i];
+            ask = s.state != ServerState::Down && s.istag.empty();
+        }
+        if (ask) probe(i);
+        std::lock_guard lock(mutex_);
+        const Server& s = *servers_[i];
+        if (s.state != ServerState::Down && !s.istag.empty()) out.push_back(s.istag);
+    }
+    return out;
+}
+
+// note_signature - remember and log a definition change.
+void ServerPool::note_signature(std::size_t server, const std::string& istag, const std::string& version) {
+    if (istag.empty()) return;
+    {
+        std::lock_guard lock(mutex_);
+        Server& s = *servers_[server];
+        if (!version.empty()) s.version = version;
+        if (s.istag == istag) return;
+        const std::string old = s.istag;
+        s.istag = istag;
+        if (!old.empty() && old != istag) {
+            spdlog::info("scanner {}: virus definitions updated: \"{}\" → \"{}\"{}{}", s.name, old, istag,
+                         s.version.empty() ? "" : " version=", s.version);
+            last_signature_update_ = static_cast<std::int64_t>(std::time(nullptr));
+        } else if (old.empty()) {
+            spdlog::info("scanner {}: virus definition signature \"{}\"{}{}", s.name, istag,
+                         s.version.empty() ? "" : " version=", s.version);
+        }
+        last_signature_ = istag;
+        last_signature_info_ = s.version;
+    }
+    publish();
+}
+
+// health_of - Pending / Error (down) / Warnings (certificate) / validated.
+Health ServerPool::health_of(const Server& s) const {
+    switch (s.state) {
+    case ServerState::Pending: return Health::Pending;
+    case ServerState::Down: return Health::Error;
+    case ServerState::Up: return s.tls_warning.empty() ? Health::Validated : Health::Warnings;
+    }
+    return Health::Error;
+}
+
+// status - snapshot of every server.
+std::vector<ServerStatus> ServerPool::status() const {
+    std::lock_guard lock(mutex_);
+    std::vector<ServerStatus> out;
+    for (const auto& sp : servers_) {
+        const Server& s = *sp;
+        ServerStatus st;
+        st.name = s.name;
+        st.health = health_of(s);
+        st.down = s.state == ServerState::Down;
+        st.outstanding = s.outstanding;
+        st.open = s.open;
+        st.cap = s.cap(settings_.default_cap);
+        st.failures = s.failures;
+        st.requests = s.requests;
+        st.istag = s.istag;
+        st.version_info = s.version;
+        st.last_error = s.last_error;
+        st.tls_warning = s.tls_warning;
+        out.push_back(std::move(st));
+    }
+    return out;
+}
+
+// overall - Error when nothing is up but something is down; Warnings
+// when something is down or warned; Pending before any contact.
+Health ServerPool::overall() const {
+    std::lock_guard lock(mutex_);
+    std::size_t up = 0, down = 0, warned = 0;
+    for (const auto& s : servers_) {
+        if (s->state == ServerState::Up) ++up;
+        if (s->state == ServerState::Down) ++down;
+        if (s->state == ServerState::Up && !s->tls_warning.empty()) ++warned;
+    }
+    if (servers_.empty() || (up == 0 && down > 0)) return Health::Error;
+    if (up == 0) return Health::Pending;
+    if (down > 0 || warned > 0) return Health::Warnings;
+    return Health::Validated;
+}
+
+// publish - the counters' health view.
+void ServerPool::publish() {
+    ScannerHealth h;
+    h.status = to_string(overall());
+    {
+        std::lock_guard lock(mutex_);
+        h.last_health_check = last_health_check_;
+        h.last_signature = last_signature_;
+        h.last_signature_info = last_signature_info_;
+        h.last_signature_update = last_signature_update_;
+    }
+    counters().set_scanner_health(h);
+}
+
+} // namespace icapm

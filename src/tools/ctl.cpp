@@ -1,0 +1,325 @@
+// NAME
+//   ctl.cpp - icap-milterctl: the operator's command line tool
+// SUMMARY
+//   icap-milterctl keygen OUT            write OUT.key (0600) and OUT.pub
+//   icap-milterctl token decode [TOKEN|FILE.eml]
+//   icap-milterctl token verify FILE.eml [-c CONF] [--scan-version SIG]
+//   keygen makes an Ed25519 pair for TokenSigningKey / TrustedKeysDirectory.
+//   decode prints a token's header and claims (no trust implied). verify
+//   runs the milter's own verification offline: the keys from the config,
+//   the current scanner signature (asked from the configured scanners
+//   unless --scan-version is given) and the parts hash of the message.
+// DIAGNOSTICS
+//   Exit status: 0 success (verify: the token is valid), 1 the token
+//   fails (the reason is printed), 2 usage, 3 a file, key or config
+//   problem. Private key bytes never go to stdout or stderr.
+#include "icap-milter/config/config.hpp"
+#include "icap-milter/mime/walker.hpp"
+#include "icap-milter/scan/scanner.hpp"
+#include "icap-milter/token/base64url.hpp"
+#include "icap-milter/token/keys.hpp"
+#include "icap-milter/token/token.hpp"
+
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr const char* kDefaultConfig = "/etc/icap-milter/icap-milter.conf";
+constexpr std::size_t kMaxMessage = 256u << 20;
+
+// usage - the synopsis, as in icap-milterctl(8).
+int usage(std::FILE* out, int status) {
+    std::fprintf(out,
+                 "usage: icap-milterctl keygen OUT\n"
+                 "       icap-milterctl token decode [TOKEN|FILE.eml] [--header NAME]\n"
+                 "       icap-milterctl token verify FILE.eml [-c CONF] [--scan-version SIG]\n"
+                 "  keygen writes OUT.key (mode 0600, for TokenSigningKey) and OUT.pub (for the\n"
+                 "  TrustedKeysDirectory of other servers) and prints the key's thumbprint.\n");
+    return status;
+}
+
+// write_file - create path exclusively with mode, write text; throws.
+void write_file(const std::string& path, const std::string& text, mode_t mode) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+    std::size_t done = 0;
+    while (done < text.size()) {
+        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int e = errno;
+            ::close(fd);
+            throw std::runtime_error(path + ": write: " + std::strerror(e));
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fchmod(fd, mode) != 0 || ::close(fd) != 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+}
+
+// read_file - a whole file, bounded; throws.
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error(path + ": " + std::strerror(errno));
+    std::string out;
+    char buf[65536];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+        out.append(buf, static_cast<std::size_t>(in.gcount()));
+        if (out.size() > kMaxMessage) throw std::runtime_error(path + ": too large");
+    }
+    return out;
+}
+
+// to_crlf - LF line ends to CRLF (the milter spools CRLF); CRLF stays.
+std::string to_crlf(const std::string& raw) {
+    std::string out;
+    out.reserve(raw.size() + raw.size() / 40);
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] == '\n' && (i == 0 || raw[i - 1] != '\r')) out += '\r';
+        out += raw[i];
+    }
+    return out;
+}
+
+// header_values - unfolded values of every header field named name
+// (case-insensitive) in the message's header section.
+std::vector<std::string> header_values(const std::string& raw, const std::string& name) {
+    std::vector<std::string> out;
+    std::size_t end = raw.find("\r\n\r\n");
+    std::string head = raw.substr(0, end == std::string::npos ? raw.size() : end + 2);
+    std::vector<std::string> fields;
+    std::size_t pos = 0;
+    while (pos < head.size()) {
+        std::size_t nl = head.find("\r\n", pos);
+        if (nl == std::string::npos) nl = head.size();
+        std::string line = head.substr(pos, nl - pos);
+        if (!line.empty() && (line[0] == ' ' || line[0] == '\t') && !fields.empty())
+            fields.back() += "\n" + line;
+        else
+            fields.push_back(line);
+        pos = nl + 2;
+    }
+    for (const auto& f : fields) {
+        auto colon = f.find(':');
+        if (colon == std::string::npos || colon != name.size()) continue;
+        if (strncasecmp(f.c_str(), name.c_str(), name.size()) != 0) continue;
+        out.push_back(f.substr(colon + 1));
+    }
+    return out;
+}
+
+// keygen - a fresh pair; refuses to overwrite.
+int keygen(const std::string& out) {
+    icapm::SigningKey key = icapm::SigningKey::generate();
+    icapm::SecretString pem = key.private_pem();
+    ::umask(077);
+    write_file(out + ".key", pem.str(), 0600);
+    write_file(out + ".pub", key.public_key().pem(), 0644);
+    std::printf("private key: %s.key (mode 0600: TokenSigningKey)\n", out.c_str());
+    std::printf("public key:  %s.pub (copy to other servers' TrustedKeysDirectory)\n", out.c_str());
+    std::printf("thumbprint:  %s\n", key.public_key().thumbprint().c_str());
+    return 0;
+}
+
+// print_json - pretty JSON, or the raw text when it does not parse.
+void print_json(const char* label, const std::string& text) {
+    std::printf("%s:\n", label);
+    try {
+        std::printf("%s\n", nlohmann::json::parse(text).dump(2).c_str());
+    } catch (const std::exception&) {
+        std::printf("  (not JSON) %s\n", text.substr(0, 400).c_str());
+    }
+}
+
+// decode - print header and claims of a token (signature not checked).
+int decode(const std::string& arg, const std::string& header_name) {
+    std::string token = arg;
+    struct stat st {};
+    if (arg.empty() || (::stat(arg.c_str(), &st) == 0 && S_ISREG(st.st_mode))) {
+        std::string raw;
+        if (arg.empty()) {
+            std::ostringstream ss;
+            ss << std::cin.rdbuf();
+            raw = ss.str();
+        } else {
+            raw = read_file(arg);
+        }
+        auto values = header_values(to_crlf(raw), header_name);
+        if (values.empty()) {
+            // stdin may hold a bare token rather than a message
+            if (arg.empty() && raw.find(':') == std::string::npos) {
+                values.push_back(raw);
+            } else {
+                std::fprintf(stderr, "icap-milterctl: no %s header in %s\n", header_name.c_str(),
+                             arg.empty() ? "stdin" : arg.c_str());
+                return 1;
+            }
+        }
+        if (values.size() > 1) std::printf("warning: %zu %s headers (a milter rejects them all)\n", values.size(),
+                                           header_name.c_str());
+        token = values.front();
+    }
+    token = icapm::unfold_token(token);
+    std::vector<std::string> seg;
+    std::size_t pos = 0;
+    while (true) {
+        auto dot = token.find('.', pos);
+        seg.push_back(token.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos));
+        if (dot == std::string::npos || seg.size() > 3) break;
+        pos = dot + 1;
+    }
+    for (std::size_t i = 0; i < seg.size() && i < 2; ++i) {
+        auto text = icapm::base64url_decode(seg[i]);
+        if (text)
+            print_json(i == 0 ? "header" : "claims", *text);
+        else
+            std::printf("%s: not strict base64url\n", i == 0 ? "header" : "claims");
+    }
+    if (seg.size() >= 3) {
+        auto sig = icapm::base64url_decode(seg[2]);
+        std::printf("signature: %zu bytes%s\n", sig ? sig->size() : 0, sig ? "" : " (not strict base64url)");
+    }
+    std::string reason, detail;
+    auto dec = icapm::decode_token(token, &reason, &detail);
+    if (dec) {
+        auto when = [](std::int64_t t) {
+            std::time_t tt = static_cast<std::time_t>(t);
+            char buf[64] = "?";
+            if (std::tm tm{}; gmtime_r(&tt, &tm)) std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            return std::string(buf);
+        };
+        std::printf("created: %s\nexpires: %s\n", when(dec->claims.created).c_str(),
+                    when(dec->claims.expires).c_str());
+        std::printf("structure: ok (signature, keys, scanner and parts NOT checked; use token verify)\n");
+        return 0;
+    }
+    std::printf("structure: invalid (%s: %s)\n", reason.c_str(), detail.c_str());
+    return 1;
+}
+
+// verify_keys - the config's keys; without access to the private key,
+// its OUT.pub neighbour (as keygen writes it) stands in for it.
+icapm::TokenKeys verify_keys(const icapm::Config& config) {
+    try {
+        return icapm::load_token_keys(config);
+    } catch (const std::exception& e) {
+        if (config.token_signing_key.empty()) throw;
+        std::string pub = config.token_signing_key;
+        if (pub.size() > 4 && pub.ends_with(".key")) pub.resize(pub.size() - 4);
+        pub += ".pub";
+        std::fprintf(stderr, "note: %s; using %s as the own public key\n", e.what(), pub.c_str());
+        icapm::Config without = config;
+        without.token_signing_key.clear();
+        icapm::TokenKeys keys = icapm::load_token_keys(without);
+        auto store = std::make_shared<icapm::KeyStore>(*keys.trusted);
+        store->add(std::make_shared<const icapm::PublicKey>(icapm::PublicKey::from_pem(read_file(pub), pub)));
+        keys.trusted = std::move(store);
+        return keys;
+    }
+}
+
+// verify - the milter's verification, offline, with the reason on failure.
+int verify(const std::string& file, const std::string& conf, const std::string& scan_version) {
+    std::vector<icapm::ConfigError> errors;
+    auto config = icapm::load_config(conf, errors);
+    if (!config) {
+        for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.str().c_str());
+        return 3;
+    }
+    icapm::TokenKeys keys = verify_keys(*config);
+    const std::string raw = to_crlf(read_file(file));
+    auto values = header_values(raw, config->token_header);
+    icapm::Spool spool("/tmp", 1u << 20);
+    spool.append(raw);
+    icapm::WalkLimits limits;
+    limits.max_depth = config->max_mime_depth;
+    limits.max_parts = config->max_mime_parts;
+    limits.max_scan_size = config->max_scan_size;
+    limits.temp_dir = "/tmp";
+    icapm::WalkResult walk = icapm::walk_message(spool, limits);
+    icapm::VerifyInput in;
+    in.keys = keys.trusted.get();
+    in.verification_hash = icapm::parts_hash(walk);
+    in.now = static_cast<std::int64_t>(std::time(nullptr));
+    in.skew = std::chrono::duration_cast<std::chrono::seconds>(config->token_clock_skew).count();
+    if (!scan_version.empty()) {
+        in.scan_versions = {scan_version};
+    } else if (values.size() == 1) {
+        icapm::Scanner scanner(config);
+        in.scan_versions = scanner.signatures();
+    }
+    std::printf("message: %zu part(s), parts hash %s\n", walk.items.size(), in.verification_hash.c_str());
+    std::printf("trusted keys: %zu; scanner signature(s):", keys.trusted ? keys.trusted->size() : 0);
+    for (const auto& v : in.scan_versions) std::printf(" \"%s\"", v.c_str());
+    std::printf("%s\n", in.scan_versions.empty() ? " none (no scanner answered)" : "");
+    if (walk.limit_hit || walk.ambiguous) {
+        std::printf("FAIL %s: the message cannot be hashed reliably (%s)\n",
+                    walk.limit_hit ? "mime-limit" : "ambiguous-mime",
+                    walk.limit_hit ? walk.limit_reason.c_str() : "ambiguous MIME");
+        return 1;
+    }
+    auto r = icapm::verify_token_headers(values, in);
+    if (!r.ok) {
+        std::printf("FAIL %s: %s\n", r.reason.c_str(), r.detail.c_str());
+        return 1;
+    }
+    std::printf("OK signer=%s server=%s scanVersion=\"%s\": the milter would skip scanning\n",
+                r.claims.key_thumbprint.c_str(), r.claims.server.c_str(), r.claims.scan_version.c_str());
+    return 0;
+}
+
+} // namespace
+
+// main - dispatch the subcommands.
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    try {
+        if (args.empty() || args[0] == "-h" || args[0] == "--help") return usage(args.empty() ? stderr : stdout, args.empty() ? 2 : 0);
+        if (args[0] == "keygen") {
+            if (args.size() != 2 || args[1].empty()) return usage(stderr, 2);
+            return keygen(args[1]);
+        }
+        if (args[0] == "token" && args.size() >= 2) {
+            std::string conf = kDefaultConfig, scan_version, header = "X-Scan-Token", target;
+            bool conf_given = false;
+            for (std::size_t i = 2; i < args.size(); ++i) {
+                if ((args[i] == "-c" || args[i] == "--config") && i + 1 < args.size()) {
+                    conf = args[++i];
+                    conf_given = true;
+                } else if (args[i] == "--scan-version" && i + 1 < args.size()) {
+                    scan_version = args[++i];
+                } else if (args[i] == "--header" && i + 1 < args.size()) {
+                    header = args[++i];
+                } else if (target.empty() && !args[i].starts_with("-")) {
+                    target = args[i];
+                } else {
+                    return usage(stderr, 2);
+                }
+            }
+            if (args[1] == "decode") {
+                if (conf_given) {
+                    std::vector<icapm::ConfigError> errors;
+                    if (auto c = icapm::load_config(conf, errors)) header = c->token_header;
+                }
+                return decode(target, header);
+            }
+            if (args[1] == "verify" && !target.empty()) return verify(target, conf, scan_version);
+        }
+        return usage(stderr, 2);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "icap-milterctl: %s\n", e.what());
+        return 3;
+    }
+}
