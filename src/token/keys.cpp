@@ -84,7 +84,7 @@ void read_bounded(int fd, std::string& out, const std::string& what) {
         have += static_cast<std::size_t>(n);
     }
     if (have > kMaxKeyFileSize) throw std::runtime_error(what + ": larger than a key file can be");
-    // Wipe the spare capacity before shrinking (it held nothing secret yet, but be tidy).
+    // Only the first `have` bytes ever held file content; the owner wipes those.
     out.resize(have);
 }
 

@@ -13,6 +13,7 @@
 //   Exit status: 0 success (verify: the token is valid), 1 the token
 //   fails (the reason is printed), 2 usage, 3 a file, key or config
 //   problem. Private key bytes never go to stdout or stderr.
+#include "icap-milter/common/unique_fd.hpp"
 #include "icap-milter/config/config.hpp"
 #include "icap-milter/mime/walker.hpp"
 #include "icap-milter/scan/scanner.hpp"
@@ -53,20 +54,17 @@ int usage(std::FILE* out, int status) {
 
 // write_file - create path exclusively with mode, write text; throws.
 void write_file(const std::string& path, const std::string& text, mode_t mode) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+    icapm::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
+    if (!fd) throw std::runtime_error(path + ": " + std::strerror(errno));
     std::size_t done = 0;
     while (done < text.size()) {
-        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            int e = errno;
-            ::close(fd);
-            throw std::runtime_error(path + ": write: " + std::strerror(e));
-        }
+        if (n <= 0) throw std::runtime_error(path + ": write: " + std::strerror(errno));
         done += static_cast<std::size_t>(n);
     }
-    if (::fchmod(fd, mode) != 0 || ::close(fd) != 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+    if (::fchmod(fd.get(), mode) != 0 || ::fsync(fd.get()) != 0 || ::close(fd.release()) != 0)
+        throw std::runtime_error(path + ": " + std::strerror(errno));
 }
 
 // read_file - a whole file, bounded; throws.
@@ -286,7 +284,8 @@ int verify(const std::string& file, const std::string& conf, const std::string& 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
     try {
-        if (args.empty() || args[0] == "-h" || args[0] == "--help") return usage(args.empty() ? stderr : stdout, args.empty() ? 2 : 0);
+        if (args.empty()) return usage(stderr, 2);
+        if (args[0] == "-h" || args[0] == "--help") return usage(stdout, 0);
         if (args[0] == "keygen") {
             if (args.size() != 2 || args[1].empty()) return usage(stderr, 2);
             return keygen(args[1]);

@@ -16,7 +16,9 @@ SUMMARY
         token replaced (reason unknown-key);
       - after A's scanner signature changes, B rescans (reason
         scan-version); once B's scanner has the same definitions, B trusts
-        A's tokens again.
+        A's tokens again;
+      - once A's public key is removed from B's TrustedKeysDirectory and B
+        reloads (SIGHUP), A's tokens are rejected (unknown-key).
     Case token_cost measures B's milter CPU per message (from
     /proc/PID/stat utime+stime) for 200 token-verified messages against
     200 messages B had to scan, and prints both.
@@ -184,6 +186,24 @@ def _stats(m: Milter, timeout: float = 10.0) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(Token\.[A-Za-z]+(?:\.[\w-]+)?): (\d+)", lines[-1])}
 
 
+def _group_cpu(pgid: Optional[int]) -> float:
+    """_group_cpu - user plus system CPU seconds of the live processes in
+    process group pgid (a c-icap and its children), from /proc."""
+    if not pgid:
+        return 0.0
+    total = 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _summary_for(m: Milter, qid: Optional[str], timeout: float = 10.0) -> str:
     """_summary_for - the milter's summary line naming queue id qid ("" if none)."""
     if not qid:
@@ -329,6 +349,27 @@ def register(run) -> None:
                                   f"icap-milterctl token verify on the tampered copy: {res.stdout}")
                     ck.note(f"attachment byte changed: B {line2.split('verdicts=')[-1][:90]}...")
 
+                    # 2b. two token headers (the valid one twice): all removed, rescanned.
+                    raw = got.raw()
+                    at = raw.find(b"X-Scan-Token:")
+                    end = at + 1
+                    while True:
+                        end = raw.find(b"\r\n", end) + 2
+                        if raw[end:end + 1] not in (b" ", b"\t"):
+                            break
+                    raw, mid = _with_new_id(raw[:end] + raw[at:end] + raw[end:])
+                    before = s.icap_requests(h.icap_b)
+                    out2b = _send_raw(h.pf_b.smtp_port, raw, mid)
+                    got2b = s.sink.wait_for(mid, 60)
+                    line2b = _summary_for(mb, out2b.queue_id)
+                    ck.expect("token=rejected:multiple" in line2b and
+                              s.icap_requests(h.icap_b) - before >= 3,
+                              f"two token headers: B should reject and rescan: {line2b}")
+                    if ck.expect(got2b is not None, "copy with two tokens not delivered"):
+                        t2b = _tokens(got2b)
+                        ck.expect(len(t2b) == 1 and _token_signer(h.ctl, t2b[0]) == h.thumb["b"],
+                                  f"two token headers: {len(t2b)} left, expected B's one")
+
                     # 3. signed by a key B does not trust: rescanned, token replaced.
                     ma_cm.__exit__(None, None, None)
                     ma_cm = s.milter("token_two_hop_c", h.settings_a("c"), h.sock_a)
@@ -370,6 +411,14 @@ def register(run) -> None:
                     ck.expect(f"token=trusted signer={h.thumb['a']}" in line5 and added5 == 0,
                               f"both scanners updated: B should trust A again without RESPMOD "
                               f"({added5}): {line5}")
+                    # 5. A's key retired at B (file removed, SIGHUP): rejected as unknown-key.
+                    (h.trusted_b / "a.pem").unlink()
+                    os.kill(mb.pid, signal.SIGHUP)
+                    _wait(lambda: "reload: configuration" in mb.log_text(), 10)
+                    out6, got6, line6, added6 = through_a(s, ck, h, ma, mb, "A retired at B")
+                    ck.expect("token=rejected:unknown-key" in line6 and added6 >= 3,
+                              f"A's key removed and B reloaded: expected unknown-key and a rescan "
+                              f"({added6} RESPMODs): {line6}")
             finally:
                 ma_cm.__exit__(None, None, None)
 
@@ -387,6 +436,7 @@ def register(run) -> None:
                     before_b = s.icap_requests(h.icap_b)
                     cpu0 = mb.cpu_seconds()
                     cpu_a0 = ma.cpu_seconds()
+                    icap0, clamd0 = _group_cpu(h.icap_b.pid), _group_cpu(s.clamd.pid)
                     outs, secs = run._send_many(port, msgs, 4)
                     ok = [o for o in outs if o.code == 250]
                     ck.expect(len(ok) == COST_MESSAGES, f"{label}: {len(ok)}/{COST_MESSAGES} "
@@ -397,11 +447,16 @@ def register(run) -> None:
                     cpu = mb.cpu_seconds() - cpu0
                     cpu_a = ma.cpu_seconds() - cpu_a0
                     respmod = s.icap_requests(h.icap_b) - before_b
+                    # clamd is shared: in the token phase its work is A's scans.
+                    icap_cpu = _group_cpu(h.icap_b.pid) - icap0
+                    clamd_cpu = _group_cpu(s.clamd.pid) - clamd0
                     per = 1000 * cpu / max(1, len(have))
                     figures[label] = per
                     ck.note(f"{label}: {len(have)} messages (text + csv + 16 KB binary), "
                             f"milter B CPU {cpu:.2f}s = {per:.2f} ms/message, RESPMOD at B "
-                            f"{respmod}" + (f"; milter A (scan + sign) {1000 * cpu_a / max(1, len(have)):.2f}"
+                            f"{respmod}; c-icap B CPU {1000 * icap_cpu / max(1, len(have)):.2f} ms/message, "
+                            f"clamd (shared with A) {1000 * clamd_cpu / max(1, len(have)):.2f} "
+                            "ms/message" + (f"; milter A (scan + sign) {1000 * cpu_a / max(1, len(have)):.2f}"
                                             " ms/message" if "token" in label else ""))
                     if "token" in label:
                         ck.expect(respmod == 0, f"{label}: B sent {respmod} RESPMODs")
