@@ -16,6 +16,8 @@
 #include "icap-milter/milter/daemon.hpp"
 #include "icap-milter/milter/runtime.hpp"
 #include "icap-milter/mime/walker.hpp"
+#include "icap-milter/net/tls.hpp"
+#include "icap-milter/scan/scanner.hpp"
 #include "icap-milter/stats/counters.hpp"
 #include "icap-milter/token/keys.hpp"
 #include "tools/check_scanners.hpp"
@@ -30,6 +32,8 @@
 #include <iostream>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #ifndef PACKAGE_VERSION
@@ -203,6 +207,11 @@ void signal_loop(const sigset_t& set, Reloader& reloader) {
     }
 }
 
+// check_tls - build the scanner TLS context as the scanner would, when an
+// icaps:// server is configured: throws on an unreadable CA file, a client
+// certificate or key that cannot be loaded or do not match, or a bad cipher list.
+void check_tls(const icapm::Config& c) { (void)icapm::make_scanner_tls(c); }
+
 // drain - wait (bounded) for open SMTP sessions to finish.
 void drain(std::chrono::seconds limit) {
     const auto until = std::chrono::steady_clock::now() + limit;
@@ -281,6 +290,7 @@ int main(int argc, char** argv) {
         if (opt->test_only) {
             try {
                 (void)icapm::load_token_keys(*config); // key modes and formats are part of the check
+                check_tls(*config);                     // CA file, client certificate and key, ciphers
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "%s: %s\n", opt->config_path.c_str(), e.what());
                 return kExitConfig;

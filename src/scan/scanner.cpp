@@ -21,6 +21,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
@@ -146,33 +147,29 @@ struct Scanner::Impl {
     }
 };
 
+
+// make_scanner_tls - one TLS context from the Tls* keys, if any server needs it.
+std::shared_ptr<const TlsContext> make_scanner_tls(const Config& c) {
+    const auto specs = parse_server_specs(c.icap_servers);
+    if (std::none_of(specs.begin(), specs.end(), [](const ServerSpec& s) { return s.uri.tls; })) return nullptr;
+    TlsSettings t;
+    t.ca_file = c.tls_ca_file;
+    t.ca_path = c.tls_ca_path;
+    t.verify = c.tls_verify;
+    t.min_version = c.tls_min_version;
+    t.client_cert = c.tls_cert_file;
+    t.client_key = c.tls_key_file;
+    t.ciphers = c.tls_ciphers;
+    t.verify_hostname = c.tls_verify_hostname;
+    t.accept_expired = c.tls_accept_expired;
+    return std::make_shared<const TlsContext>(t);
+}
 // Scanner - parse the server list, make the TLS context, start threads.
 Scanner::Scanner(std::shared_ptr<const Config> config) : impl_(std::make_unique<Impl>(std::move(config))) {
     const Config& c = *impl_->config;
-    bool any_tls = false;
-    std::vector<ServerSpec> specs;
-    for (const auto& text : c.icap_servers) {
-        std::string error;
-        auto spec = parse_server_spec(text, &error);
-        if (!spec) throw std::runtime_error("IcapServer " + text + ": " + error);
-        any_tls = any_tls || spec->uri.tls;
-        specs.push_back(std::move(*spec));
-    }
+    std::vector<ServerSpec> specs = parse_server_specs(c.icap_servers);
     if (specs.empty()) throw std::runtime_error("no IcapServer configured");
-    std::shared_ptr<const TlsContext> tls;
-    if (any_tls) {
-        TlsSettings t;
-        t.ca_file = c.tls_ca_file;
-        t.ca_path = c.tls_ca_path;
-        t.verify = c.tls_verify;
-        t.min_version = c.tls_min_version;
-        t.client_cert = c.tls_cert_file;
-        t.client_key = c.tls_key_file;
-        t.ciphers = c.tls_ciphers;
-        t.verify_hostname = c.tls_verify_hostname;
-        t.accept_expired = c.tls_accept_expired;
-        tls = std::make_shared<const TlsContext>(t);
-    }
+    std::shared_ptr<const TlsContext> tls = make_scanner_tls(c);
     Timeouts timeouts;
     timeouts.connect = c.connect_timeout;
     timeouts.io = c.io_timeout;

@@ -8,6 +8,8 @@
 //   Unknown keys, repeated keys and bad values are errors naming the word.
 #include "icap-milter/scan/server_spec.hpp"
 
+#include <stdexcept>
+
 #include <charconv>
 #include <vector>
 
@@ -115,6 +117,18 @@ std::optional<ServerSpec> parse_server_spec(std::string_view text, std::string* 
         }
     }
     return s;
+}
+
+// parse_server_specs - all lines, or an exception for the first bad one.
+std::vector<ServerSpec> parse_server_specs(const std::vector<std::string>& lines) {
+    std::vector<ServerSpec> specs;
+    for (const auto& text : lines) {
+        std::string error;
+        auto spec = parse_server_spec(text, &error);
+        if (!spec) throw std::runtime_error("IcapServer " + text + ": " + error);
+        specs.push_back(std::move(*spec));
+    }
+    return specs;
 }
 
 } // namespace icapm

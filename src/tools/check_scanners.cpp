@@ -11,6 +11,7 @@
 #include "check_scanners.hpp"
 
 #include "icap-milter/net/tls.hpp"
+#include "icap-milter/scan/scanner.hpp"
 #include "icap-milter/scan/server_spec.hpp"
 #include "icap-milter/scan/session.hpp"
 
@@ -56,20 +57,7 @@ int check_scanners(const Config& c, std::FILE* out) {
         specs.push_back(*spec);
     }
     try {
-        for (const auto& s : specs)
-            if (s.uri.tls && !tls) {
-                TlsSettings t;
-                t.ca_file = c.tls_ca_file;
-                t.ca_path = c.tls_ca_path;
-                t.verify = c.tls_verify;
-                t.min_version = c.tls_min_version;
-                t.client_cert = c.tls_cert_file;
-                t.client_key = c.tls_key_file;
-                t.ciphers = c.tls_ciphers;
-                t.verify_hostname = c.tls_verify_hostname;
-                t.accept_expired = c.tls_accept_expired;
-                tls = std::make_shared<const TlsContext>(t);
-            }
+        tls = make_scanner_tls(c);
     } catch (const std::exception& e) {
         std::fprintf(out, "TLS settings: %s\n", e.what());
         return 2;

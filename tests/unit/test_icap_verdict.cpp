@@ -3,15 +3,15 @@
 // SUMMARY
 //   One table row per file in tests/data/icap: the verdict kind and the
 //   threat names it must yield. Every golden RESPMOD reply must be in the
-//   table, so a new file cannot go untested.
+//   table (vendor_table.hpp, shared with the wire replay), so a new file
+//   cannot go untested.
 #include "icap-milter/icap/rules.hpp"
+#include "vendor_table.hpp"
 
 #include <doctest/doctest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,16 +19,7 @@ using namespace icapm;
 
 namespace {
 
-std::filesystem::path golden_dir() { return std::filesystem::path(TEST_DATA_DIR) / "icap"; }
-
-// slurp - a whole file, or "" when missing.
-std::string slurp(const std::filesystem::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    if (!f) return {};
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
+using namespace icapm_test;
 
 // parse_file - the final reply of a golden file.
 IcapResponse parse_file(const std::string& name) {
@@ -39,90 +30,20 @@ IcapResponse parse_file(const std::string& name) {
     return p.response();
 }
 
-// sent_for - the SentBody of <name>.sent, or of some other bytes.
-SentBody sent_for(const std::string& name) {
-    std::string body = slurp(golden_dir() / (name + ".sent"));
-    if (body.empty()) body = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+// sent_of - the SentBody of some bytes, as the session would record it.
+SentBody sent_of(const std::string& body) {
     Sha256 h;
     h.update(body);
     return SentBody{body.size(), h.finish(), true};
 }
 
-struct Row {
-    const char* file;
-    VerdictKind kind;
-    std::vector<std::string> threats;
-    const char* reason_has = ""; // substring expected in Verdict::reason
-};
-
-const std::vector<Row> kTable = {
-    // c-icap + virus_scan + clamd, captured
-    {"cicap_clean_204", VerdictKind::Clean, {}},
-    {"cicap_eicar", VerdictKind::Infected, {"Eicar-Body-Test.UNOFFICIAL"}, "X-Infection-Found"},
-    {"cicap_clean_echo", VerdictKind::Clean, {}},
-    {"cicap_400", VerdictKind::Error, {}, "400"},
-    {"cicap_404", VerdictKind::Error, {}, "404"},
-    {"cicap_500_clamd_down", VerdictKind::Error, {}, "500"},
-    {"cicap_preview_continue", VerdictKind::Clean, {}},
-    // c-icap behaviours that must never pass as clean
-    {"cicapx_echo_truncated", VerdictKind::Unscannable, {}, "modified"},
-    {"cicapx_echo_modified", VerdictKind::Unscannable, {}, "differs"},
-    {"cicapx_echo_multichunk", VerdictKind::Clean, {}},
-    // squidclamav
-    {"squidclamav_infected_403", VerdictKind::Infected, {"Win.Test.EICAR_HDB-1"}},
-    {"squidclamav_redirect_307", VerdictKind::Infected, {"stream: Win.Test.EICAR_HDB-1 FOUND"}, "X-Virus-ID"},
-    // Kaspersky
-    {"kaspersky_infected", VerdictKind::Infected, {"EICAR-Test-File"}, "X-Response-Info"},
-    {"kaspersky_kwts_no_threats_204", VerdictKind::Clean, {}},
-    // ESET
-    {"eset_infected", VerdictKind::Infected, {"Eicar test file"}},
-    {"eset_405", VerdictKind::Error, {}, "405"},
-    // Symantec
-    {"symantec_infected", VerdictKind::Infected, {"EICAR Test String"}, "X-Violations-Found"},
-    {"symantec_container_type2", VerdictKind::Unscannable, {}, "Container Depth Exceeded"},
-    {"symantec_two_violations", VerdictKind::Infected, {"W32.Test.A", "W97M.Test.B"}},
-    {"symantec_539_unlicensed", VerdictKind::Error, {}, "539"},
-    {"symantec_500_error_code", VerdictKind::Error, {}, "X-Error-Code: 4 (resource exhausted)"},
-    // McAfee / Skyhigh
-    {"mcafee_403_virusfound", VerdictKind::Infected, {"blocked by scanner (HTTP 403 VirusFound)"}, "HTTP 403"},
-    {"mcafee_custom_virus_id", VerdictKind::Infected, {"EICAR test file"}},
-    {"mcafee_418", VerdictKind::Error, {}, "418"},
-    // Trend Micro
-    {"trend_infected", VerdictKind::Infected, {"Eicar_test_file"}},
-    // Sophos
-    {"sophos_infected", VerdictKind::Infected, {"EICAR-AV-Test"}, "X-Blocked"},
-    {"sophos_blocked_only", VerdictKind::Infected, {"Virus found during virus scan"}, "X-Blocked"},
-    // OPSWAT
-    {"opswat_blocked", VerdictKind::Infected, {"Infected"}, "X-Response-Info"},
-    {"opswat_blocked_named", VerdictKind::Infected, {"EICAR-Test-File"}},
-    {"opswat_allowed_204", VerdictKind::Clean, {}},
-    // F-Secure
-    {"fsecure_infected", VerdictKind::Infected, {"EICAR_Test_File"}, "X-FSecure-Scan-Result"},
-    {"fsecure_clean_204", VerdictKind::Clean, {}},
-    // Bitdefender
-    {"bitdefender_infected", VerdictKind::Infected, {"EICAR-Test-File (not a virus)"}},
-    // generic status handling
-    {"generic_408", VerdictKind::Error, {}, "408"},
-    {"generic_501", VerdictKind::Error, {}, "501"},
-    {"generic_502", VerdictKind::Error, {}, "502"},
-    {"generic_503", VerdictKind::Error, {}, "503"},
-    {"generic_505", VerdictKind::Error, {}, "505"},
-    {"generic_403", VerdictKind::Error, {}, "403"},
-    {"generic_206_unexpected", VerdictKind::Unscannable, {}, "206"},
-    {"generic_infected_on_204", VerdictKind::Infected, {"Odd.Vendor"}},
-    {"generic_folded_virus_id", VerdictKind::Infected, {"Long.Threat.Name .Continued"}},
-    {"generic_200_no_encapsulated", VerdictKind::Unscannable, {}, "without an encapsulated"},
-    {"generic_lf_only", VerdictKind::Clean, {}},
-    {"generic_chunk_extensions", VerdictKind::Clean, {}},
-};
-
-// options_files - golden files that are OPTIONS replies, not RESPMOD.
-const std::set<std::string> kOptionsFiles = {"cicap_options", "kaspersky_options", "fsecure_options"};
+// sent_for - the SentBody of what the client sends for this golden file.
+SentBody sent_for(const std::string& name) { return sent_of(sent_body(name)); }
 
 } // namespace
 
 TEST_CASE("icap verdict: golden replies of every vendor") {
-    for (const Row& row : kTable) {
+    for (const VendorRow& row : kVendorTable) {
         const std::string file = row.file;
         CAPTURE(file);
         IcapResponse r = parse_file(row.file);
@@ -135,9 +56,23 @@ TEST_CASE("icap verdict: golden replies of every vendor") {
     }
 }
 
+TEST_CASE("icap verdict: an echo row with other bytes than were sent is unscannable") {
+    int echoes = 0;
+    for (const VendorRow& row : kVendorTable) {
+        if (!row.echo) continue;
+        ++echoes;
+        const std::string file = row.file;
+        CAPTURE(file);
+        std::string other = sent_body(row.file);
+        other[other.size() / 2] ^= 0x01; // same length, different bytes
+        CHECK(classify_respmod(parse_file(row.file), sent_of(other)).kind == VerdictKind::Unscannable);
+    }
+    CHECK(echoes >= 5);
+}
+
 TEST_CASE("icap verdict: every golden RESPMOD reply is in the table") {
     std::set<std::string> listed;
-    for (const Row& row : kTable) listed.insert(row.file);
+    for (const VendorRow& row : kVendorTable) listed.insert(row.file);
     for (const auto& e : std::filesystem::directory_iterator(golden_dir())) {
         if (e.path().extension() != ".icap") continue;
         std::string stem = e.path().stem().string();

@@ -4,8 +4,13 @@
 //   Certificates are made at test time (P-256, self-signed, SANs chosen
 //   per test). The server thread records SNI and session reuse, so the
 //   tests check verification (chain, host name, IP), SNI only for names,
-//   resumption on reconnect, large uploads and early replies over TLS.
+//   resumption on reconnect, large uploads and early replies over TLS,
+//   mutual TLS (a server that requires a client certificate) and a
+//   TLS 1.2 cipher list restricted on both sides.
+#include "icap-milter/config/config.hpp"
+#include "icap-milter/mime/spool.hpp"
 #include "icap-milter/net/tls.hpp"
+#include "icap-milter/scan/scanner.hpp"
 #include "icap-milter/scan/session.hpp"
 
 #include <doctest/doctest.h>
@@ -49,6 +54,8 @@ struct CertFree { void operator()(X509* p) const { X509_free(p); } };
 struct CtxFree { void operator()(SSL_CTX* p) const { SSL_CTX_free(p); } };
 struct SslFree { void operator()(SSL* p) const { SSL_free(p); } };
 struct FileClose { void operator()(FILE* f) const { std::fclose(f); } };
+struct OpensslFree { void operator()(char* p) const { OPENSSL_free(p); } };
+using OwnedText = std::unique_ptr<char, OpensslFree>;
 
 // TestCert - a self-signed certificate with the given SANs, and its key.
 struct TestCert {
@@ -92,18 +99,43 @@ struct TestCert {
     ~TestCert() {
         std::error_code ec;
         std::filesystem::remove(pem, ec);
+        if (!key_pem.empty()) std::filesystem::remove(key_pem, ec);
     }
+    // write_key - the private key as a PEM file (for a client certificate).
+    const std::filesystem::path& write_key() {
+        key_pem = pem;
+        key_pem += ".key";
+        std::unique_ptr<FILE, FileClose> f(std::fopen(key_pem.c_str(), "w"));
+        REQUIRE(f);
+        REQUIRE(PEM_write_PrivateKey(f.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1);
+        return key_pem;
+    }
+    std::filesystem::path key_pem; // the key, once write_key() ran
+};
+
+// ServerTls - optional server-side restrictions.
+struct ServerTls {
+    const TestCert* client_ca = nullptr; // require a client certificate signed by this
+    std::string ciphers;                 // TLS 1.2 cipher list; also caps the server at TLS 1.2
 };
 
 // TlsServer - a tiny ICAP-over-TLS server: OPTIONS, then 204 (or an
 // immediate infected reply for items named "early*").
 class TlsServer {
 public:
-    explicit TlsServer(const TestCert& c) {
+    explicit TlsServer(const TestCert& c, const ServerTls& opt = {}) {
         ctx_.reset(SSL_CTX_new(TLS_server_method()));
         REQUIRE(ctx_);
         REQUIRE(SSL_CTX_use_certificate(ctx_.get(), c.cert.get()) == 1);
         REQUIRE(SSL_CTX_use_PrivateKey(ctx_.get(), c.key.get()) == 1);
+        if (opt.client_ca) {
+            REQUIRE(X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx_.get()), opt.client_ca->cert.get()) == 1);
+            SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+        }
+        if (!opt.ciphers.empty()) {
+            REQUIRE(SSL_CTX_set_max_proto_version(ctx_.get(), TLS1_2_VERSION) == 1);
+            REQUIRE(SSL_CTX_set_cipher_list(ctx_.get(), opt.ciphers.c_str()) == 1);
+        }
         lfd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in a{};
         a.sin_family = AF_INET;
@@ -132,6 +164,8 @@ public:
     std::mutex mu;
     std::vector<std::string> sni;      // per connection ("" = none)
     std::vector<bool> resumed;         // per completed handshake
+    std::vector<std::string> ciphers;  // per completed handshake
+    std::vector<std::string> client_certs; // client certificate subject, "" when none
     std::atomic<int> handshakes_failed{0};
     std::atomic<int> bytes_received{0};
 
@@ -168,6 +202,10 @@ private:
             const char* name = SSL_get_servername(ssl.get(), TLSEXT_NAMETYPE_host_name);
             sni.push_back(name ? name : "");
             resumed.push_back(SSL_session_reused(ssl.get()) == 1);
+            ciphers.push_back(SSL_get_cipher_name(ssl.get()));
+            const X509* peer = SSL_get0_peer_certificate(ssl.get());
+            OwnedText subject(peer ? X509_NAME_oneline(X509_get_subject_name(peer), nullptr, 0) : nullptr);
+            client_certs.push_back(subject ? subject.get() : "");
         }
         std::string buf;
         auto fill = [&] {
@@ -424,4 +462,131 @@ TEST_CASE("session tls: sessions to one server share TLS resumption") {
     CHECK(second.tls_info()->resumed);
     std::lock_guard<std::mutex> lock(srv.mu);
     CHECK(srv.resumed == std::vector<bool>{false, true}); // a new session's first connection resumes
+}
+
+namespace {
+
+// mtls_context - a client context trusting ca, with an optional client certificate.
+std::shared_ptr<const TlsContext> mtls_context(const TestCert& ca, TestCert* client, const std::string& ciphers = "") {
+    TlsSettings t;
+    t.ca_file = ca.pem.string();
+    if (client) {
+        t.client_cert = client->pem.string();
+        t.client_key = client->write_key().string();
+    }
+    t.ciphers = ciphers;
+    return std::make_shared<const TlsContext>(t);
+}
+
+// failed_soon - whether the server counts a failed handshake within 2 s
+// (its thread may finish after the client has given up).
+bool failed_soon(const TlsServer& srv) {
+    for (int i = 0; i < 200 && srv.handshakes_failed == 0; ++i) std::this_thread::sleep_for(10ms);
+    return srv.handshakes_failed >= 1;
+}
+
+// scan_once - one item on a fresh session; the verdict.
+Verdict scan_once(const IcapUri& uri, std::shared_ptr<const TlsContext> ctx) {
+    IcapSession s(uri, std::move(ctx), fast());
+    MemSource a("mutual");
+    return s.scan(ScanRequest{"m.txt", "Job-M"}, a);
+}
+
+} // namespace
+
+TEST_CASE("session tls: a server that requires a client certificate (mutual TLS)") {
+    QuietLog quiet;
+    TestCert server_cert("DNS:localhost");
+    TestCert client_cert("DNS:client.example");
+    TlsServer srv(server_cert, ServerTls{&client_cert, ""});
+    SUBCASE("without TlsCertFile/TlsKeyFile the scan fails") {
+        Verdict v = scan_once(srv.uri("localhost"), mtls_context(server_cert, nullptr));
+        CAPTURE(v.reason);
+        CHECK(v.kind == VerdictKind::Error);
+        CHECK(failed_soon(srv));
+        std::lock_guard<std::mutex> lock(srv.mu);
+        CHECK(srv.client_certs.empty());
+    }
+    SUBCASE("with them it succeeds, and the server saw the certificate") {
+        Verdict v = scan_once(srv.uri("localhost"), mtls_context(server_cert, &client_cert));
+        CAPTURE(v.reason);
+        CHECK(v.kind == VerdictKind::Clean);
+        CHECK(srv.handshakes_failed == 0);
+        std::lock_guard<std::mutex> lock(srv.mu);
+        REQUIRE(srv.client_certs.size() == 1);
+        CHECK(srv.client_certs[0].find("icap test") != std::string::npos);
+    }
+    SUBCASE("a client certificate the server does not trust fails") {
+        TestCert stranger("DNS:client.example");
+        Verdict v = scan_once(srv.uri("localhost"), mtls_context(server_cert, &stranger));
+        CAPTURE(v.reason);
+        CHECK(v.kind == VerdictKind::Error);
+        CHECK(failed_soon(srv));
+    }
+}
+
+TEST_CASE("session tls: TlsCiphers restricts the TLS 1.2 cipher list") {
+    QuietLog quiet;
+    TestCert cert("DNS:localhost"); // P-256, so the ECDSA suites
+    const std::string only = "ECDHE-ECDSA-AES128-GCM-SHA256";
+    TlsServer srv(cert, ServerTls{nullptr, only});
+    SUBCASE("the server's cipher is in the client's list") {
+        Verdict v = scan_once(srv.uri("localhost"), mtls_context(cert, nullptr, only + ":ECDHE-ECDSA-CHACHA20-POLY1305"));
+        CAPTURE(v.reason);
+        CHECK(v.kind == VerdictKind::Clean);
+        std::lock_guard<std::mutex> lock(srv.mu);
+        REQUIRE(srv.ciphers.size() == 1);
+        CHECK(srv.ciphers[0] == only);
+    }
+    SUBCASE("the client's list excludes it") {
+        Verdict v = scan_once(srv.uri("localhost"), mtls_context(cert, nullptr, "ECDHE-ECDSA-AES256-GCM-SHA384"));
+        CAPTURE(v.reason);
+        CHECK(v.kind == VerdictKind::Error);
+        CHECK(v.reason.find("TLS handshake") != std::string::npos);
+        CHECK(failed_soon(srv));
+    }
+    SUBCASE("TlsMinVersion 1.3 cannot talk to a TLS 1.2-only server") {
+        Verdict v = scan_once(srv.uri("localhost"), context(cert.pem, true, "1.3"));
+        CHECK(v.kind == VerdictKind::Error);
+    }
+}
+
+TEST_CASE("scanner tls: TlsCertFile, TlsKeyFile and TlsCiphers from the config reach the connection") {
+    QuietLog quiet;
+    TestCert server_cert("DNS:localhost");
+    TestCert client_cert("DNS:client.example");
+    const std::string only = "ECDHE-ECDSA-AES128-GCM-SHA256";
+    TlsServer srv(server_cert, ServerTls{&client_cert, only});
+    auto config = [&](bool with_cert, const std::string& ciphers) {
+        auto c = std::make_shared<Config>();
+        c->icap_servers = {"icaps://localhost:" + std::to_string(srv.uri("localhost").port) + "/avscan"};
+        c->scan_threads = 1;
+        c->connect_timeout = 2000ms;
+        c->io_timeout = 2000ms;
+        c->scan_timeout = 5000ms;
+        c->circuit_breaker_failures = 100;
+        c->tls_ca_file = server_cert.pem.string();
+        if (with_cert) {
+            c->tls_cert_file = client_cert.pem.string();
+            c->tls_key_file = client_cert.write_key().string();
+        }
+        c->tls_ciphers = ciphers;
+        return std::shared_ptr<const Config>(std::move(c));
+    };
+    auto scan = [](std::shared_ptr<const Config> c) {
+        Scanner scanner(std::move(c));
+        auto spool = std::make_shared<Spool>("/tmp", 1 << 20);
+        spool->append("mutual via config");
+        auto v = scanner.scan({ScanTask{"c.txt", "Job-C.1", spool}}, [] {});
+        REQUIRE(v.size() == 1);
+        return v[0];
+    };
+    Verdict good = scan(config(true, only));
+    CAPTURE(good.reason);
+    CHECK(good.kind == VerdictKind::Clean);
+    CHECK(scan(config(false, only)).kind == VerdictKind::Error);
+    CHECK(scan(config(true, "ECDHE-ECDSA-AES256-GCM-SHA384")).kind == VerdictKind::Error);
+    std::lock_guard<std::mutex> lock(srv.mu);
+    REQUIRE_FALSE(srv.ciphers.empty());
+    CHECK(srv.ciphers[0] == only);
 }

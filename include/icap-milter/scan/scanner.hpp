@@ -31,6 +31,14 @@ struct ScanTask {
     std::shared_ptr<const Spool> data;
 };
 
+class TlsContext;
+
+// make_scanner_tls - the TLS context for the configured icaps:// servers
+// (nullptr when every server is plain icap://). Throws std::runtime_error
+// on a bad IcapServer line, an unreadable CA file, a client certificate
+// or key that cannot be loaded or do not match, or a bad cipher list.
+std::shared_ptr<const TlsContext> make_scanner_tls(const Config& config);
+
 class Scanner {
 public:
     // Scanner - validate servers, build the TLS context, start the workers.

@@ -14,6 +14,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace icapm {
@@ -34,5 +35,9 @@ struct ServerSpec {
 
 // parse_server_spec - an IcapServer value; nullopt and *error when bad.
 std::optional<ServerSpec> parse_server_spec(std::string_view text, std::string* error);
+
+// parse_server_specs - every IcapServer line of a config; throws
+// std::runtime_error naming the first bad line.
+std::vector<ServerSpec> parse_server_specs(const std::vector<std::string>& lines);
 
 } // namespace icapm
