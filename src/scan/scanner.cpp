@@ -214,9 +214,10 @@ std::vector<Verdict> Scanner::scan(std::vector<ScanTask> tasks, const std::funct
                                    std::chrono::milliseconds progress_interval) {
     const std::size_t n = tasks.size();
     if (n == 0) return {};
+    const std::string first_job = tasks.front().job_id; // "QUEUEID: Job-N.1", for the log
     if (!impl_->pool->any_up()) {
         // The circuit breaker is open everywhere: answer now, not after a timeout.
-        spdlog::warn("{}: no scanner is up; {} item(s) not scanned", tasks.front().job_id, n);
+        spdlog::warn("{}: no scanner is up; {} item(s) not scanned", first_job, n);
         return std::vector<Verdict>(n, error_verdict("no scanner is up"));
     }
     auto batch = std::make_shared<Batch>();
@@ -243,7 +244,7 @@ std::vector<Verdict> Scanner::scan(std::vector<ScanTask> tasks, const std::funct
             progress();
         }
         if (!queued) {
-            spdlog::warn("scan queue full or closed; {} item(s) not queued", n - i);
+            spdlog::warn("{}: scan queue full or closed; {} item(s) not queued", first_job, n - i);
             std::lock_guard lock(batch->mutex);
             for (std::size_t j = i; j < n; ++j) batch->results[j] = error_verdict("scan queue full");
             batch->remaining -= (n - i);
@@ -256,7 +257,7 @@ std::vector<Verdict> Scanner::scan(std::vector<ScanTask> tasks, const std::funct
         const auto slice = std::min<Clock::time_point>(deadline, Clock::now() + progress_interval);
         if (batch->done.wait_until(lock, slice, [&] { return batch->remaining == 0; })) break;
         if (std::chrono::steady_clock::now() >= deadline) {
-            spdlog::warn("scan deadline passed with {} item(s) outstanding", batch->remaining);
+            spdlog::warn("{}: scan deadline passed with {} item(s) outstanding", first_job, batch->remaining);
             for (auto& v : batch->results)
                 if (v.kind == VerdictKind::Error && v.reason == "not scanned") v.reason = "timed out waiting for scanner";
             return batch->results;
