@@ -9,6 +9,7 @@
 //   "scanner X is down after N consecutive failures", "scanner X is up"
 //   and certificate expiry notes are warnings; "virus definitions
 //   updated: old → new" is info. Nothing here throws for server trouble.
+#include "icap-milter/common/date_text.hpp"
 #include "icap-milter/scan/pool.hpp"
 
 #include "icap-milter/stats/counters.hpp"
@@ -41,14 +42,6 @@ long long seconds_since(Deadline t) {
     return std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - t).count();
 }
 
-// date_text - a Unix time as YYYY-MM-DD (UTC).
-std::string date_text(std::time_t t) {
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[16];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-    return buf;
-}
 } // namespace
 
 struct ServerPool::Server {

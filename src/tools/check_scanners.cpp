@@ -10,6 +10,7 @@
 //   check_scanners.hpp.
 #include "check_scanners.hpp"
 
+#include "icap-milter/common/date_text.hpp"
 #include "icap-milter/net/tls.hpp"
 #include "icap-milter/scan/scanner.hpp"
 #include "icap-milter/scan/server_spec.hpp"
@@ -26,15 +27,6 @@
 namespace icapm {
 
 namespace {
-
-// date_text - Unix time as YYYY-MM-DD (UTC).
-std::string date_text(std::time_t t) {
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[16];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-    return buf;
-}
 
 // line - one "  label: value" row.
 void line(std::FILE* out, const char* label, const std::string& value) {
