@@ -14,6 +14,7 @@
 #include "icap-milter/config/config.hpp"
 #include "icap-milter/icap/verdict.hpp"
 #include "icap-milter/mime/spool.hpp"
+#include "icap-milter/scan/server_spec.hpp"
 #include "icap-milter/scan/pool.hpp"
 
 #include <chrono>
@@ -38,6 +39,8 @@ class TlsContext;
 // on a bad IcapServer line, an unreadable CA file, a client certificate
 // or key that cannot be loaded or do not match, or a bad cipher list.
 std::shared_ptr<const TlsContext> make_scanner_tls(const Config& config);
+// make_scanner_tls - the same for IcapServer lines already parsed.
+std::shared_ptr<const TlsContext> make_scanner_tls(const Config& config, const std::vector<ServerSpec>& specs);
 
 class Scanner {
 public:
