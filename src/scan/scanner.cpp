@@ -101,14 +101,24 @@ struct Scanner::Impl {
     }
 
     // scan_one - the best server first; after a failure once more on
-    // another server (a server never reached does not use up the retry).
+    // another server, or, when every server has been tried, once more on a
+    // fresh connection to one that is still up (a server never reached
+    // does not use up the retry).
     Verdict scan_one(const ScanTask& task, Deadline deadline) {
         std::vector<bool> tried(pool->size(), false);
         Verdict last = error_verdict("no scanner is up");
         unsigned attempts = 0;
+        bool tried_again = false;
         while (attempts < kMaxAttempts) {
             std::string why;
-            auto lease = pool->acquire(tried, deadline, &why);
+            auto take = [&]() -> std::optional<ServerPool::Lease> {
+                auto first = pool->acquire(tried, deadline, &why);
+                if (first || attempts == 0 || tried_again) return first;
+                tried_again = true;
+                std::fill(tried.begin(), tried.end(), false);
+                return pool->acquire(tried, deadline, &why);
+            };
+            auto lease = take();
             if (!lease) {
                 if (attempts == 0 && last.reason == "no scanner is up") last = error_verdict(why);
                 break;
@@ -126,7 +136,7 @@ struct Scanner::Impl {
             pool->report_failure(s, last.reason);
             if (reached) ++attempts;
             spdlog::warn("{}: scanner {} failed: {}{}", task.job_id, last.server, last.reason,
-                         attempts < kMaxAttempts ? "; trying another scanner" : "");
+                         attempts < kMaxAttempts ? "; trying again" : "");
         }
         return last;
     }

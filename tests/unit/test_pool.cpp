@@ -311,6 +311,50 @@ TEST_CASE("scanner: when every server resets the item fails after one retry") {
     CHECK(total <= 4);
 }
 
+TEST_CASE("scanner: with one server, a reset mid-body is retried once on a fresh connection") {
+    QuietLog quiet;
+    for (const bool always_reset : {false, true}) {
+    CAPTURE(always_reset);
+    std::atomic<int> respmods{0};
+    ScriptServer srv([&](Peer& p, int) {
+        while (true) {
+            Request r;
+            if (!p.read_head(&r)) return;
+            if (r.method() == "OPTIONS") {
+                if (!p.send(options_reply())) return;
+                continue;
+            }
+            if (++respmods == 1 || always_reset) {
+                // A reply cut off after its first bytes, as c-icap sometimes
+                // does with a large TLS upload: not a stale-connection case.
+                std::string some;
+                p.read_exact(1000, &some);
+                p.send("ICAP/1.0 200 OK\r\n");
+                p.reset();
+                return;
+            }
+            std::string body;
+            bool ieof = false;
+            if (!p.read_chunks(&body, &ieof)) return;
+            if (!r.header("Preview").empty() && !ieof) {
+                if (!p.send("ICAP/1.0 100 Continue\r\n\r\n") || !p.read_chunks(&body, &ieof)) return;
+            }
+            if (!p.send(kReply204)) return;
+        }
+    });
+    Scanner scanner(scanner_config({url(srv)}, 1, 100));
+    auto v = scanner.scan({task_of(random_bytes(300000))}, [] {});
+    REQUIRE(v.size() == 1);
+    if (always_reset) {
+        CHECK(v[0].kind == VerdictKind::Error); // then OnFail: never clean
+        CHECK(respmods <= 4);
+    } else {
+        CHECK(v[0].kind == VerdictKind::Clean);
+        CHECK(respmods == 2);
+    }
+    }
+}
+
 TEST_CASE("scanner: a server that closes silently after every two requests costs nothing") {
     QuietLog quiet;
     Recorder rec;
