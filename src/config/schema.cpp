@@ -440,10 +440,32 @@ std::vector<OptionSpec> build() {
          "Time allowed for each read or write on an ICAP connection before the scan counts as failed."},
         &Config::io_timeout));
     t.push_back(duration_option(
-        {scanners, "ScanTimeout", "300s", "1s-1h",
-         "Time allowed for the whole scan of one part on one scanner, retry included; a server that trickles "
-         "its answer is cut off here and the part counts as failed."},
+        {scanners, "ScanTimeout", "120s", "1s-1h",
+         "Time allowed for one attempt at scanning one part on one scanner; a server that trickles its "
+         "answer is cut off here and the attempt counts as failed. MessageScanTimeout bounds the whole "
+         "message, retries included."},
         &Config::scan_timeout));
+    t.push_back(duration_option(
+        {scanners, "MessageScanTimeout", "240s", "1s-1h",
+         "Time allowed for the scan of a whole message, from its first part entering the scan queue to its "
+         "last verdict, waits in the queue and retries included. Past it the message gets OnFail. Keep it "
+         "below the MTA's content timeout (Postfix milter_content_timeout, 300s by default)."},
+        &Config::message_scan_timeout));
+    t.push_back(uint_option(
+        {scanners, "ScanRetries", "3", "0-10",
+         "How often a part whose exchange failed (connection closed or reset, timeout, server error) is "
+         "tried again, each time on a newly opened connection, after a short backoff, while "
+         "MessageScanTimeout allows. Retries go to another server first when there is one."},
+        &Config::scan_retries));
+    t.push_back(bool_option(
+        {scanners, "ScannerSelfTest", "yes", "yes|no",
+         "Prove that each scanner scans before trusting its answers: at start, on reload, when its ISTag "
+         "changes and in --check-scanners, send it the EICAR test file (plain, zipped, inside a PDF-shaped "
+         "file, and at the end of a MaxScanSize object). A server that misses plain EICAR gets no mail; what "
+         "else it misses is shown as Warnings and its answers for such parts are not taken as Clean. "
+         "no trusts every 204 and weakens the Clean claim: use it only when the scanners are proven by other "
+         "means."},
+        &Config::scanner_self_test));
     t.push_back(uint_option(
         {scanners, "ScanThreads", "4", "1-256",
          "Worker threads, each holding one persistent ICAP session. Keep it at or below the servers' "

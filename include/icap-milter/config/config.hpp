@@ -50,7 +50,10 @@ struct Config {
     unsigned tls_expiry_warning_days = 30;  // TlsExpiryWarningDays, 0 = none
     std::chrono::milliseconds connect_timeout{10000}; // IcapConnectTimeout
     std::chrono::milliseconds io_timeout{60000};      // IcapTimeout
-    std::chrono::milliseconds scan_timeout{300000};   // ScanTimeout (one part, one server)
+    std::chrono::milliseconds scan_timeout{120000};   // ScanTimeout (one attempt, one part)
+    std::chrono::milliseconds message_scan_timeout{240000}; // MessageScanTimeout (whole message)
+    unsigned scan_retries = 3;              // ScanRetries (fresh-connection retries per part)
+    bool scanner_self_test = true;          // ScannerSelfTest
     unsigned scan_threads = 4;              // ScanThreads 1..256
     unsigned max_queue_length = 1000;       // MaxQueueLength (scan items waiting)
     unsigned circuit_breaker_failures = 3;  // CircuitBreakerFailures
