@@ -5,13 +5,15 @@
 //   answer an infection with 200 (c-icap, Kaspersky, Sophos...), with an
 //   encapsulated HTTP 403 (McAfee), or with vendor headers (F-Secure).
 //   X-Infection-Found Type=2 (Symantec container / policy violation) is
-//   "unscannable", not clean and not a virus. A 200 without markers is
-//   clean only if the server echoed exactly the bytes it was sent:
-//   c-icap echoes unscanned objects (MaxObjectSize) and truncates with
-//   SendPercentData, and neither may pass as clean.
+//   a block named after the violation. A 200 without markers is clean
+//   only if the server echoed exactly the bytes it was sent; a body cut
+//   short or changed, a replacement page (HTTP error or redirect) and a
+//   206 are the scanner blocking the content: Infected, "blocked by
+//   scanner". c-icap truncates a streamed body (SendPercentData) when it
+//   finds a virus late, and that must never pass as clean or unscannable.
 // DIAGNOSTICS
-//   Pure; unexpected values degrade towards "infected" or "unscannable",
-//   never towards "clean".
+//   Pure; unexpected values degrade towards "infected" or "error", never
+//   towards "clean".
 #include "icap-milter/icap/rules.hpp"
 
 #include <fmt/format.h>
@@ -303,28 +305,46 @@ Verdict classify_respmod(const IcapResponse& r, const SentBody& sent) {
         return v;
     }
     if (!m.policy.empty()) {
-        v.kind = VerdictKind::Unscannable;
-        v.reason = "container/policy violation: " + join(m.policy);
+        // A container / policy violation (Symantec Type=2) is the scanner
+        // refusing the content: blocked, named after its marker.
+        v.kind = VerdictKind::Infected;
+        v.threats = std::move(m.policy);
+        v.reason = "blocked by scanner: container/policy violation (" + join(m.signals) + ")";
         return v;
     }
-    v.kind = VerdictKind::Unscannable;
     if (r.status == 204) {
         v.kind = VerdictKind::Clean;
-    } else if (r.status != 200) {
-        v.reason = fmt::format("unexpected ICAP status {}", r.status);
-    } else if (!sent.complete) {
-        v.reason = "modified by server: answered 200 before receiving the whole item";
-    } else if (r.http_status == 0) {
-        v.reason = "modified by server: 200 without an encapsulated HTTP response";
-    } else if (r.http_status != 200) {
-        v.reason = fmt::format("modified by server: replaced with HTTP {}", r.http_status);
-    } else if (r.body_length != sent.length) {
-        v.reason = fmt::format("modified by server: returned {} of {} bytes", r.body_length, sent.length);
-    } else if (r.body_sha256 != sent.sha256) {
-        v.reason = "modified by server: returned content differs";
-    } else {
-        v.kind = VerdictKind::Clean; // echoed unchanged (no Allow: 204 honoured)
+        return v;
     }
+    if (r.status != 200 && r.status != 206) {
+        v.kind = VerdictKind::Error;
+        v.reason = fmt::format("unexpected ICAP status {}", r.status);
+        return v;
+    }
+    // 200 without markers: clean only as an exact echo. Anything else is
+    // the scanner blocking or altering the content (c-icap cuts the body
+    // short when it finds a virus after it began streaming it back), and a
+    // 206 is by definition altered content.
+    std::string how;
+    if (r.status == 206)
+        how = "ICAP 206: the scanner returned altered content";
+    else if (!sent.complete)
+        how = "answered 200 before receiving the whole item";
+    else if (r.http_status == 0)
+        how = "200 without an encapsulated HTTP response";
+    else if (r.http_status != 200)
+        how = fmt::format("content replaced with HTTP {} {}", r.http_status, clean_threat_name(r.http_reason));
+    else if (r.body_length != sent.length)
+        how = fmt::format("returned {} of {} bytes", r.body_length, sent.length);
+    else if (r.body_sha256 != sent.sha256)
+        how = "returned content differs";
+    if (how.empty()) {
+        v.kind = VerdictKind::Clean; // echoed unchanged (no Allow: 204 honoured)
+        return v;
+    }
+    v.kind = VerdictKind::Infected;
+    v.threats = {"blocked by scanner"};
+    v.reason = "blocked by scanner: " + how;
     return v;
 }
 

@@ -106,9 +106,17 @@ ServerPool::Lease::~Lease() {
     if (pool_ && session_) pool_->give_back(server_, std::move(session_));
 }
 
-// acquire - best priority group, then least outstanding per weight.
+// acquire - any part: no trust restriction.
 std::optional<ServerPool::Lease> ServerPool::acquire(const std::vector<bool>& tried, Deadline until,
                                                      std::string* why) {
+    NoServer kind;
+    return acquire(tried, PartInfo{}, until, &kind, why);
+}
+
+// acquire - best priority group, then least outstanding per weight.
+std::optional<ServerPool::Lease> ServerPool::acquire(const std::vector<bool>& tried, const PartInfo& part,
+                                                     Deadline until, NoServer* kind, std::string* why) {
+    (void)part; // TODO(self-test): restrict to servers trusted with part
     std::unique_lock lock(mutex_);
     const std::size_t n = servers_.size();
     while (true) {
@@ -122,6 +130,7 @@ std::optional<ServerPool::Lease> ServerPool::acquire(const std::vector<bool>& tr
             best = std::min(best.value_or(s.spec.priority), s.spec.priority);
         }
         if (!best) {
+            *kind = any_live ? NoServer::NoOtherToTry : NoServer::NoneUp;
             *why = any_live ? "no other scanner to try" : "no scanner is up";
             return std::nullopt;
         }
@@ -156,6 +165,7 @@ std::optional<ServerPool::Lease> ServerPool::acquire(const std::vector<bool>& tr
             return Lease(this, pick, std::move(session));
         }
         if (slot_free_.wait_until(lock, until) == std::cv_status::timeout && SteadyClock::now() >= until) {
+            *kind = NoServer::AllAtCap;
             *why = "every scanner is at its connection cap";
             return std::nullopt;
         }

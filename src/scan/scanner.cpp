@@ -1,16 +1,21 @@
 // NAME
 //   scanner.cpp - job queue, worker threads and per-message batches
 // SUMMARY
-//   A message's items become jobs that share one Batch. Workers take
-//   jobs, scan them on a session lent by the ServerPool (and once more on
-//   another server when one fails), and fill the batch; the message's thread
-//   waits on the batch. A batch abandoned after its deadline is kept
-//   alive by the jobs that still point at it, so late results land
-//   harmlessly. A health thread runs the pool's probes and health rounds.
-//   When no server is up, scan() answers Error at once.
+//   A message's items become jobs that share one Batch and one deadline
+//   (MessageScanTimeout). Workers take jobs, scan them on a session lent
+//   by the ServerPool (a failed exchange is retried up to ScanRetries
+//   times on new connections, with a backoff, another server first), and
+//   fill the batch; the message's thread waits on the batch. A batch
+//   abandoned at its deadline is kept alive by the jobs that still point
+//   at it, so late results land harmlessly, and a job still queued then is
+//   dropped unscanned by the worker that takes it. A health thread runs the
+//   pool's probes and health rounds. When no server is up, scan() answers
+//   Error at once.
 // DIAGNOSTICS
-//   Server failures are logged at warning level with the job id; they
-//   become Error verdicts, which policy turns into OnFail.
+//   Server failures and retries are logged at warning level with the job
+//   id; they become Error verdicts, which policy turns into OnFail. A full
+//   queue and a passed deadline are warnings with counters (QueueFull,
+//   MessageScanTimeouts); each retry counts in ScanRetries.
 #include "icap-milter/scan/scanner.hpp"
 
 #include "icap-milter/net/tls.hpp"
@@ -18,7 +23,9 @@
 #include "icap-milter/scan/job_queue.hpp"
 #include "icap-milter/scan/pool.hpp"
 #include "icap-milter/scan/session.hpp"
+#include "icap-milter/stats/counters.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -37,11 +44,13 @@ struct Batch {
     std::condition_variable done;
     std::size_t remaining = 0;
     std::vector<Verdict> results;
+    std::vector<bool> filled; // results[i] came from a worker
 
     // complete - store one verdict and wake the waiter when all are in.
     void complete(std::size_t index, Verdict v) {
         std::lock_guard lock(mutex);
         results[index] = std::move(v);
+        filled[index] = true;
         if (--remaining == 0) done.notify_all();
     }
 };
@@ -54,11 +63,11 @@ struct Job {
     Deadline deadline{};
 };
 
-// An item goes to at most two scanners that were reached: the first,
-// and one other after a failure; then it gets OnFail.
-constexpr unsigned kMaxAttempts = 2;
 // How often the health thread looks for due probes.
 constexpr std::chrono::milliseconds kHealthTick{250};
+// Backoff before the first retry of a part; doubled for each further one.
+constexpr std::chrono::milliseconds kFirstBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{2000};
 
 // error_verdict - an Error verdict with a reason.
 Verdict error_verdict(std::string reason) {
@@ -66,6 +75,20 @@ Verdict error_verdict(std::string reason) {
     v.kind = VerdictKind::Error;
     v.reason = std::move(reason);
     return v;
+}
+
+// unscannable_verdict - an Unscannable verdict with a reason.
+Verdict unscannable_verdict(std::string reason) {
+    Verdict v;
+    v.kind = VerdictKind::Unscannable;
+    v.reason = std::move(reason);
+    return v;
+}
+
+// backoff - the wait before retry number n (1-based).
+std::chrono::milliseconds backoff(unsigned n) {
+    auto d = kFirstBackoff * (1u << std::min(n - 1, 5u));
+    return std::min<std::chrono::milliseconds>(d, kMaxBackoff);
 }
 
 } // namespace
@@ -89,7 +112,7 @@ struct Scanner::Impl {
             Verdict v;
             try {
                 if (SteadyClock::now() >= job->deadline)
-                    v = error_verdict("timed out waiting in the scan queue");
+                    v = error_verdict("timed out waiting in the scan queue (MessageScanTimeout)");
                 else
                     v = scan_one(job->task, job->deadline);
             } catch (const std::exception& e) {
@@ -100,48 +123,78 @@ struct Scanner::Impl {
         }
     }
 
-    // scan_one - the best server first; after a failure once more on
-    // another server, or, when every server has been tried, once more on a
-    // fresh connection to one that is still up (a server never reached
-    // does not use up the retry).
+    // pause - sleep d before a retry unless stopping; false when the
+    // message deadline would pass first (no time left for another try).
+    bool pause(std::chrono::milliseconds d, Deadline deadline) {
+        if (SteadyClock::now() + d >= deadline) return false;
+        std::unique_lock lock(stop_mutex);
+        stop_cv.wait_for(lock, d, [&] { return stopping; });
+        return !stopping;
+    }
+
+    // scan_one - the best trusted server first. A failed exchange is
+    // tried again up to ScanRetries times, each on a newly opened
+    // connection after a backoff, on a server not yet tried when there is
+    // one, else on any that is still up, while the message deadline
+    // allows. A server never reached (refused, TLS handshake) does not use
+    // up a retry; it counts towards the circuit breaker.
     Verdict scan_one(const ScanTask& task, Deadline deadline) {
+        const PartInfo part{task.data->size(), task.kind};
+        const unsigned max_failures = 1 + config->scan_retries;
+        const std::size_t max_unreached = pool->size() * 2;
         std::vector<bool> tried(pool->size(), false);
-        Verdict last = error_verdict("no scanner is up");
-        unsigned attempts = 0;
-        bool tried_again = false;
-        while (attempts < kMaxAttempts) {
+        std::optional<Verdict> last;
+        unsigned failures = 0;
+        std::size_t unreached = 0;
+        while (failures < max_failures && unreached <= max_unreached) {
+            if (failures > 0 && !pause(backoff(failures), deadline)) break;
+            NoServer kind = NoServer::NoneUp;
             std::string why;
             auto take = [&]() -> std::optional<ServerPool::Lease> {
-                auto first = pool->acquire(tried, deadline, &why);
-                if (first || attempts == 0 || tried_again) return first;
-                tried_again = true;
+                auto first = pool->acquire(tried, part, deadline, &kind, &why);
+                if (first || kind != NoServer::NoOtherToTry) return first;
+                // Every live server has had its go: again on any of them.
                 std::fill(tried.begin(), tried.end(), false);
-                return pool->acquire(tried, deadline, &why);
+                return pool->acquire(tried, part, deadline, &kind, &why);
             };
             auto lease = take();
             if (!lease) {
-                if (attempts == 0 && last.reason == "no scanner is up") last = error_verdict(why);
+                if (kind == NoServer::NotTrusted) return unscannable_verdict(why);
+                if (!last) last = error_verdict(why);
                 break;
             }
             const std::size_t s = lease->server();
             tried[s] = true;
+            if (failures > 0) {
+                lease->session().close(); // a retry always goes out on a new connection
+                ++counters().scan_retries;
+            }
             auto source = task.data->reader();
-            ScanRequest req{task.filename, task.job_id};
-            last = lease->session().scan(req, *source);
-            if (last.kind != VerdictKind::Error) {
-                pool->report_success(s, last.istag);
-                return last;
+            ScanRequest req{task.filename, task.job_id, deadline};
+            Verdict v = lease->session().scan(req, *source);
+            if (v.kind != VerdictKind::Error) {
+                pool->report_success(s, v.istag);
+                return v;
             }
             const bool reached = !lease->session().connect_failed();
-            pool->report_failure(s, last.reason);
-            if (reached) ++attempts;
-            spdlog::warn("{}: scanner {} failed: {}{}", task.job_id, last.server, last.reason,
-                         attempts < kMaxAttempts ? "; trying again" : "");
+            pool->report_failure(s, v.reason);
+            if (reached)
+                ++failures;
+            else
+                ++unreached;
+            const bool again = failures < max_failures && SteadyClock::now() < deadline;
+            spdlog::warn("{}: scanner {} failed: {}{}", task.job_id, v.server, v.reason,
+                         again ? fmt::format("; trying again on a new connection ({} of {} retries used)",
+                                             failures, config->scan_retries)
+                               : std::string());
+            last = std::move(v);
         }
-        return last;
+        if (last && failures > 0 && SteadyClock::now() >= deadline)
+            last->reason += " (MessageScanTimeout reached)";
+        return last ? std::move(*last) : error_verdict("no scanner is up");
     }
 
-    // health_loop - probes, OPTIONS refreshes and health rounds until stop.
+// health_loop - probes, OPTIONS refreshes and health rounds until stop.
     void health_loop() {
         std::unique_lock lock(stop_mutex);
         while (!stopping) {
@@ -224,7 +277,8 @@ std::vector<ServerStatus> Scanner::servers() const { return impl_->pool->status(
 // queued - current queue length.
 std::size_t Scanner::queued() const { return impl_->queue.size(); }
 
-// scan - fan the tasks out and wait for all of them.
+// scan - fan the tasks out and wait for all of them, at most until the
+// message's deadline (MessageScanTimeout).
 std::vector<Verdict> Scanner::scan(std::vector<ScanTask> tasks, const std::function<void()>& progress,
                                    std::chrono::milliseconds progress_interval) {
     const std::size_t n = tasks.size();
@@ -237,31 +291,39 @@ std::vector<Verdict> Scanner::scan(std::vector<ScanTask> tasks, const std::funct
     }
     auto batch = std::make_shared<Batch>();
     batch->results.resize(n, error_verdict("not scanned"));
+    batch->filled.resize(n, false);
     batch->remaining = n;
 
-    // An item may need every server once, each bounded by ScanTimeout;
-    // past that something is stuck and OnFail is the answer.
-    const auto& c = *impl_->config;
-    using Clock = std::chrono::steady_clock;
-    const auto servers = static_cast<long>(std::min<std::size_t>(impl_->pool->size(), kMaxAttempts));
-    const auto rounds = static_cast<long>(n / c.scan_threads + 2);
-    const Clock::duration per_item = (c.scan_timeout + c.connect_timeout) * servers;
-    const Clock::time_point deadline = Clock::now() + per_item * rounds;
+    const Config& c = *impl_->config;
+    const auto timeout_s = std::chrono::duration_cast<std::chrono::seconds>(c.message_scan_timeout).count();
+    const Deadline deadline = SteadyClock::now() + c.message_scan_timeout;
 
+    bool warned_full = false;
     for (std::size_t i = 0; i < n; ++i) {
         Job job{std::move(tasks[i]), batch, i, deadline};
         bool queued = false;
-        while (!queued) {
-            const auto slice = std::min<Clock::time_point>(deadline, Clock::now() + progress_interval);
-            queued = impl_->queue.push(std::move(job), slice);
-            if (queued) break;
-            if (std::chrono::steady_clock::now() >= deadline) break;
+        while (true) {
+            const auto slice = std::min<Deadline>(deadline, SteadyClock::now() + progress_interval);
+            queued = impl_->queue.push(std::move(job), slice); // job stays ours when this fails
+            if (queued || SteadyClock::now() >= deadline) break;
+            if (!warned_full) {
+                warned_full = true;
+                ++counters().queue_full;
+                spdlog::warn("{}: scan queue full ({} item(s) waiting, MaxQueueLength {}, ScanThreads {}); "
+                             "waiting up to MessageScanTimeout {}s",
+                             first_job, impl_->queue.size(), c.max_queue_length, c.scan_threads, timeout_s);
+            }
             progress();
         }
         if (!queued) {
-            spdlog::warn("{}: scan queue full or closed; {} item(s) not queued", first_job, n - i);
+            ++counters().scan_deadline;
+            spdlog::warn("{}: scan queue stayed full until MessageScanTimeout ({}s); {} item(s) not queued",
+                         first_job, timeout_s, n - i);
             std::lock_guard lock(batch->mutex);
-            for (std::size_t j = i; j < n; ++j) batch->results[j] = error_verdict("scan queue full");
+            for (std::size_t j = i; j < n; ++j) {
+                batch->results[j] = error_verdict("scan queue full until MessageScanTimeout");
+                batch->filled[j] = true;
+            }
             batch->remaining -= (n - i);
             break;
         }
@@ -269,12 +331,14 @@ std::vector<Verdict> Scanner::scan(std::vector<ScanTask> tasks, const std::funct
 
     std::unique_lock lock(batch->mutex);
     while (batch->remaining > 0) {
-        const auto slice = std::min<Clock::time_point>(deadline, Clock::now() + progress_interval);
+        const auto slice = std::min<Deadline>(deadline, SteadyClock::now() + progress_interval);
         if (batch->done.wait_until(lock, slice, [&] { return batch->remaining == 0; })) break;
-        if (std::chrono::steady_clock::now() >= deadline) {
-            spdlog::warn("{}: scan deadline passed with {} item(s) outstanding", first_job, batch->remaining);
-            for (auto& v : batch->results)
-                if (v.kind == VerdictKind::Error && v.reason == "not scanned") v.reason = "timed out waiting for scanner";
+        if (SteadyClock::now() >= deadline) {
+            ++counters().scan_deadline;
+            spdlog::warn("{}: MessageScanTimeout ({}s) passed with {} item(s) outstanding", first_job,
+                         timeout_s, batch->remaining);
+            for (std::size_t j = 0; j < n; ++j)
+                if (!batch->filled[j]) batch->results[j] = error_verdict("timed out (MessageScanTimeout)");
             return batch->results;
         }
         lock.unlock();

@@ -487,7 +487,7 @@ struct IcapSession::Impl {
     // scan - OPTIONS if needed, then RESPMOD with one retry on a stale connection.
     Verdict scan(const ScanRequest& req, ByteSource& data) {
         const auto start = SteadyClock::now();
-        const Deadline overall = overall_deadline();
+        const Deadline overall = std::min(overall_deadline(), req.deadline);
         std::string err;
         Verdict v;
         auto o = fetch_options(overall, req.job_id, &err);

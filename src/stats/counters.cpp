@@ -51,6 +51,9 @@ std::string Counters::render() const {
     line("Token.Self", token_self);
     line("Token.TrustedServer", token_trusted);
     line("Token.Rejected", token_rejected);
+    line("ScanRetries", scan_retries);
+    line("QueueFull", queue_full);
+    line("MessageScanTimeouts", scan_deadline);
     std::lock_guard lock(mutex_);
     for (const auto& [reason, n] : rejected_reasons_) out += "Token.Rejected." + reason + ": " + std::to_string(n) + "\n";
     out += "Health: " + health_.status + "\n";

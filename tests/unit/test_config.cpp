@@ -70,7 +70,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 43);
+    CHECK(schema().size() == 46);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -475,6 +475,9 @@ TEST_CASE("config: dump_config round-trips") {
             "IcapConnectTimeout 1500ms\n"
             "IcapTimeout 2m\n"
             "ScanTimeout 90s\n"
+            "MessageScanTimeout 100s\n"
+            "ScanRetries 5\n"
+            "ScannerSelfTest no\n"
             "ScanThreads 16\n"
             "MaxQueueLength 50\n"
             "CircuitBreakerFailures 5\n"

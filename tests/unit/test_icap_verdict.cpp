@@ -56,7 +56,7 @@ TEST_CASE("icap verdict: golden replies of every vendor") {
     }
 }
 
-TEST_CASE("icap verdict: an echo row with other bytes than were sent is unscannable") {
+TEST_CASE("icap verdict: an echo row with other bytes than were sent is blocked (infected)") {
     int echoes = 0;
     for (const VendorRow& row : kVendorTable) {
         if (!row.echo) continue;
@@ -65,7 +65,7 @@ TEST_CASE("icap verdict: an echo row with other bytes than were sent is unscanna
         CAPTURE(file);
         std::string other = sent_body(row.file);
         other[other.size() / 2] ^= 0x01; // same length, different bytes
-        CHECK(classify_respmod(parse_file(row.file), sent_of(other)).kind == VerdictKind::Unscannable);
+        CHECK(classify_respmod(parse_file(row.file), sent_of(other)).kind == VerdictKind::Infected);
     }
     CHECK(echoes >= 5);
 }
@@ -87,13 +87,16 @@ TEST_CASE("icap verdict: a 200 echo is clean only when complete and identical") 
     CHECK(classify_respmod(r, s).kind == VerdictKind::Clean);
     SentBody partial = s;
     partial.complete = false; // the server answered before the upload ended
-    CHECK(classify_respmod(r, partial).kind == VerdictKind::Unscannable);
+    CHECK(classify_respmod(r, partial).kind == VerdictKind::Infected);
     SentBody longer = s;
     longer.length += 1;
-    CHECK(classify_respmod(r, longer).kind == VerdictKind::Unscannable);
+    Verdict cut = classify_respmod(r, longer);
+    CHECK(cut.kind == VerdictKind::Infected);
+    CHECK(cut.threats == std::vector<std::string>{"blocked by scanner"});
+    CHECK(cut.reason.find("returned") != std::string::npos);
     SentBody other = s;
     other.sha256[0] ^= 1;
-    CHECK(classify_respmod(r, other).kind == VerdictKind::Unscannable);
+    CHECK(classify_respmod(r, other).kind == VerdictKind::Infected);
 }
 
 TEST_CASE("icap verdict: no status is clean by default") {
@@ -106,7 +109,7 @@ TEST_CASE("icap verdict: no status is clean by default") {
     }
     IcapResponse ok;
     ok.status = 200; // no encapsulated response at all
-    CHECK(classify_respmod(ok, SentBody{}).kind == VerdictKind::Unscannable);
+    CHECK(classify_respmod(ok, SentBody{}).kind == VerdictKind::Infected);
 }
 
 TEST_CASE("icap verdict: marker details") {
@@ -144,12 +147,13 @@ TEST_CASE("icap verdict: marker details") {
         CHECK(v.kind == VerdictKind::Infected);
         CHECK(v.threats == std::vector<std::string>{"unknown threat"});
     }
-    SUBCASE("Type=2 alone is unscannable, with a virus it is infected") {
-        CHECK(with({{"X-Infection-Found", "Type=2; Resolution=2; Threat=Encrypted Container;"}}).kind ==
-              VerdictKind::Unscannable);
+    SUBCASE("Type=2 alone is a block named after the violation, with a virus it names the virus") {
+        Verdict t2 = with({{"X-Infection-Found", "Type=2; Resolution=2; Threat=Encrypted Container;"}});
+        CHECK(t2.kind == VerdictKind::Infected);
+        CHECK(t2.threats == std::vector<std::string>{"Encrypted Container"});
         CHECK(with({{"X-Infection-Found", "Type=2; Resolution=2; Threat=Encrypted Container;"},
                     {"X-Response-Info", "Blocked"}})
-                  .kind == VerdictKind::Unscannable);
+                  .kind == VerdictKind::Infected);
         Verdict v = with({{"X-Infection-Found", "Type=2; Resolution=2; Threat=Too Deep;"},
                           {"X-Infection-Found", "Type=0; Resolution=2; Threat=Virus.A;"}});
         CHECK(v.kind == VerdictKind::Infected);

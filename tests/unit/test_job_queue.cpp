@@ -43,7 +43,7 @@ TEST_CASE("job queue: many producers and consumers lose nothing") {
     std::vector<std::thread> producers;
     for (int p = 0; p < 3; ++p)
         producers.emplace_back([&] {
-            for (int i = 1; i <= 1000; ++i) REQUIRE(q.push(i, std::chrono::steady_clock::now() + 5s));
+            for (int i = 1; i <= 1000; ++i) REQUIRE(q.push(int(i), std::chrono::steady_clock::now() + 5s));
         });
     for (auto& t : producers) t.join();
     q.close();

@@ -82,7 +82,7 @@ TEST_CASE("session: infected 200") {
     CHECK(srv.connections() == 1); // the whole reply was read, so the connection was reusable
 }
 
-TEST_CASE("session: 200 echo of the same bytes is clean, a changed body is unscannable") {
+TEST_CASE("session: 200 echo of the same bytes is clean, a changed body is blocked (infected)") {
     QuietLog quiet;
     Recorder rec;
     std::atomic<bool> tamper{false};
@@ -102,8 +102,8 @@ TEST_CASE("session: 200 echo of the same bytes is clean, a changed body is unsca
     tamper = true;
     MemSource src2(data);
     Verdict w = s.scan(ScanRequest{"a.bin", "Job-3b"}, src2);
-    CHECK(w.kind == VerdictKind::Unscannable);
-    CHECK(w.reason.find("modified") != std::string::npos);
+    CHECK(w.kind == VerdictKind::Infected);
+    CHECK(w.reason.find("blocked by scanner") != std::string::npos);
 }
 
 TEST_CASE("session: preview, 100 Continue, then the rest") {

@@ -7,7 +7,7 @@
 //   what vendor_table.hpp expects of the parser: same kind, same threat
 //   names. A reply that starts with "100 Continue" is played as the
 //   answer to a real preview. Echo rows are played a second time with
-//   other bytes sent, and must then come out Unscannable, never Clean.
+//   other bytes sent, and must then come out Infected (blocked), never Clean.
 #include "icap-milter/config/config.hpp"
 #include "icap-milter/icap/rules.hpp"
 #include "icap-milter/mime/spool.hpp"
@@ -167,7 +167,7 @@ TEST_CASE("vendor replay: every golden RESPMOD reply through IcapSession::scan")
     CHECK(previews >= 1);
 }
 
-TEST_CASE("vendor replay: an echo of bytes other than those sent is unscannable, never clean") {
+TEST_CASE("vendor replay: an echo of bytes other than those sent is blocked (infected), never clean") {
     QuietLog quiet;
     int echoes = 0, clean_when_same = 0;
     for (const VendorRow& row : kVendorTable) {
@@ -182,8 +182,8 @@ TEST_CASE("vendor replay: an echo of bytes other than those sent is unscannable,
         Verdict v = session_verdict(replay_of(file), other, log);
         CAPTURE(v.reason);
         CHECK(log.respmods >= 1);
-        CHECK(std::string(to_string(v.kind)) == "unscannable");
-        CHECK(v.threats.empty());
+        CHECK(std::string(to_string(v.kind)) == "infected");
+        CHECK(v.threats == std::vector<std::string>{"blocked by scanner"});
     }
     CHECK(echoes >= 5);
     CHECK(clean_when_same >= 3); // so the previous check is not vacuous

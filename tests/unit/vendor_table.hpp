@@ -8,7 +8,7 @@
 //   file to the same expectation. Rows marked echo are 200 replies that
 //   carry the client's body back: they may be clean only when that body
 //   is byte for byte what was sent (the <name>.sent file); for any other
-//   bytes they must be Unscannable, never Clean.
+//   bytes they must be Infected (blocked by scanner), never Clean.
 #pragma once
 
 #include "icap-milter/icap/verdict.hpp"
@@ -49,7 +49,7 @@ struct VendorRow {
     icapm::VerdictKind kind;            // when the client sent sent_body(file)
     std::vector<std::string> threats;
     const char* reason_has = "";        // substring expected in Verdict::reason
-    bool echo = false;                  // a 200 body echo: other bytes => Unscannable
+    bool echo = false;                  // a 200 body echo: other bytes => Infected (blocked)
 };
 
 inline const std::vector<VendorRow> kVendorTable = {
@@ -62,8 +62,8 @@ inline const std::vector<VendorRow> kVendorTable = {
     {"cicap_500_clamd_down", icapm::VerdictKind::Error, {}, "500"},
     {"cicap_preview_continue", icapm::VerdictKind::Clean, {}, ""},
     // c-icap behaviours that must never pass as clean
-    {"cicapx_echo_truncated", icapm::VerdictKind::Unscannable, {}, "modified", true},
-    {"cicapx_echo_modified", icapm::VerdictKind::Unscannable, {}, "differs", true},
+    {"cicapx_echo_truncated", icapm::VerdictKind::Infected, {"blocked by scanner"}, "returned", true},
+    {"cicapx_echo_modified", icapm::VerdictKind::Infected, {"blocked by scanner"}, "differs", true},
     {"cicapx_echo_multichunk", icapm::VerdictKind::Clean, {}, "", true},
     // squidclamav
     {"squidclamav_infected_403", icapm::VerdictKind::Infected, {"Win.Test.EICAR_HDB-1"}, ""},
@@ -76,7 +76,7 @@ inline const std::vector<VendorRow> kVendorTable = {
     {"eset_405", icapm::VerdictKind::Error, {}, "405"},
     // Symantec
     {"symantec_infected", icapm::VerdictKind::Infected, {"EICAR Test String"}, "X-Violations-Found"},
-    {"symantec_container_type2", icapm::VerdictKind::Unscannable, {}, "Container Depth Exceeded"},
+    {"symantec_container_type2", icapm::VerdictKind::Infected, {"Container Depth Exceeded"}, "container/policy"},
     {"symantec_two_violations", icapm::VerdictKind::Infected, {"W32.Test.A", "W97M.Test.B"}, ""},
     {"symantec_539_unlicensed", icapm::VerdictKind::Error, {}, "539"},
     {"symantec_500_error_code", icapm::VerdictKind::Error, {}, "X-Error-Code: 4 (resource exhausted)"},
@@ -105,10 +105,10 @@ inline const std::vector<VendorRow> kVendorTable = {
     {"generic_503", icapm::VerdictKind::Error, {}, "503"},
     {"generic_505", icapm::VerdictKind::Error, {}, "505"},
     {"generic_403", icapm::VerdictKind::Error, {}, "403"},
-    {"generic_206_unexpected", icapm::VerdictKind::Unscannable, {}, "206"},
+    {"generic_206_blocked", icapm::VerdictKind::Infected, {"blocked by scanner"}, "206"},
     {"generic_infected_on_204", icapm::VerdictKind::Infected, {"Odd.Vendor"}, ""},
     {"generic_folded_virus_id", icapm::VerdictKind::Infected, {"Long.Threat.Name .Continued"}, ""},
-    {"generic_200_no_encapsulated", icapm::VerdictKind::Unscannable, {}, "without an encapsulated", true},
+    {"generic_200_no_encapsulated", icapm::VerdictKind::Infected, {"blocked by scanner"}, "without an encapsulated", true},
     {"generic_lf_only", icapm::VerdictKind::Clean, {}, ""},
     {"generic_chunk_extensions", icapm::VerdictKind::Clean, {}, "", true},
 };

@@ -2,7 +2,8 @@
 //   job_queue.hpp - bounded multi-producer, multi-consumer queue
 // SUMMARY
 //   push() waits while the queue is full (with a deadline, so a stuck
-//   scanner backs up into OnFail rather than into unbounded memory);
+//   scanner backs up into OnFail rather than into unbounded memory) and
+//   takes the item only when it succeeds;
 //   pop() waits for work until close(). After close(), pop() still drains
 //   what was queued, then returns nullopt.
 #pragma once
@@ -20,8 +21,9 @@ class JobQueue {
 public:
     explicit JobQueue(std::size_t capacity) : capacity_(capacity ? capacity : 1) {}
 
-    // push - enqueue, waiting until `until` for room; false if full or closed.
-    bool push(T item, std::chrono::steady_clock::time_point until) {
+    // push - enqueue, waiting until `until` for room; false if full or
+    // closed, and then `item` is left untouched, so the caller may try again.
+    bool push(T&& item, std::chrono::steady_clock::time_point until) {
         std::unique_lock lock(mutex_);
         if (!not_full_.wait_until(lock, until, [&] { return closed_ || items_.size() < capacity_; }))
             return false;

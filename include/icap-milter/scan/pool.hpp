@@ -38,6 +38,25 @@ enum class Health { Pending, Validated, Warnings, Error };
 // to_string - "Pending validation", "Service validated", "Warnings", "Error".
 const char* to_string(Health h) noexcept;
 
+// ContentClass - the kind of file a part is, as far as scanner trust
+// goes: the self-test learns per server whether it scans archives and
+// documents (PDF), and parts of a class a server skips never go to it.
+enum class ContentClass { Other, Archive, Document };
+
+// PartInfo - what the pool must know of a part to lend a server trusted with it.
+struct PartInfo {
+    std::uint64_t size = 0;
+    ContentClass kind = ContentClass::Other;
+};
+
+// NoServer - why acquire() lent nothing.
+enum class NoServer {
+    NoneUp,       // every server is down: OnFail
+    NoOtherToTry, // every live server was tried already for this item
+    AllAtCap,     // the eligible servers stayed at their caps until the deadline
+    NotTrusted    // servers are up, but none proved it scans a part like this one
+};
+
 // PoolSettings - the pool's knobs from the config.
 struct PoolSettings {
     unsigned default_cap = 4;                  // cap when the server line gives none (ScanThreads)
@@ -93,6 +112,10 @@ public:
     // tried[i] set. Waits until `until` only while eligible servers are
     // all at their cap; nullopt at once (and *why) when none is up.
     std::optional<Lease> acquire(const std::vector<bool>& tried, Deadline until, std::string* why);
+    // acquire - the same, only among servers trusted with part (self-test);
+    // *kind says why nothing was lent.
+    std::optional<Lease> acquire(const std::vector<bool>& tried, const PartInfo& part, Deadline until,
+                                 NoServer* kind, std::string* why);
     // report_success - a verdict came back: failures reset, server up.
     void report_success(std::size_t server, const std::string& istag);
     // report_failure - an exchange failed; may trip the breaker.

@@ -30,6 +30,7 @@ struct ScanTask {
     std::string filename;
     std::string job_id;                // "Job-7.2"
     std::shared_ptr<const Spool> data;
+    ContentClass kind = ContentClass::Other; // archive / document / other, for scanner trust
 };
 
 class TlsContext;

@@ -65,6 +65,7 @@ struct Timeouts {
 struct ScanRequest {
     std::string filename;  // shown in the synthetic GET URL (url-encoded by the session)
     std::string job_id;    // "Job-12.3", for logs
+    Deadline deadline = Deadline::max(); // the message's scan deadline (MessageScanTimeout)
 };
 
 // IcapSession - not thread-safe: each worker owns its sessions.

@@ -36,6 +36,9 @@ public:
     std::atomic<std::uint64_t> token_self{0};      // tokens signed here
     std::atomic<std::uint64_t> token_trusted{0};   // tokens verified: scan skipped
     std::atomic<std::uint64_t> token_rejected{0};  // tokens present but failing verification
+    std::atomic<std::uint64_t> scan_retries{0};    // part exchanges tried again after a failure
+    std::atomic<std::uint64_t> queue_full{0};      // messages that found the scan queue full
+    std::atomic<std::uint64_t> scan_deadline{0};   // messages cut off by MessageScanTimeout
 
     // token_rejected_because - count one rejected token and its reason.
     void token_rejected_because(const std::string& reason);
