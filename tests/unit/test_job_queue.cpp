@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -49,4 +50,21 @@ TEST_CASE("job queue: many producers and consumers lose nothing") {
     q.close();
     for (auto& t : consumers) t.join();
     CHECK(sum == 3L * 1000 * 1001 / 2);
+}
+
+TEST_CASE("job queue: a push that fails leaves the item with the caller, who may push it again") {
+    JobQueue<std::unique_ptr<int>> q(1);
+    const auto soon = [] { return std::chrono::steady_clock::now() + 20ms; };
+    REQUIRE(q.push(std::make_unique<int>(1), soon()));
+    auto item = std::make_unique<int>(2);
+    CHECK_FALSE(q.push(std::move(item), soon()));
+    REQUIRE(item);            // not consumed by the failed push
+    CHECK(*item == 2);
+    REQUIRE(q.pop());
+    CHECK(q.push(std::move(item), soon()));
+    CHECK_FALSE(item);        // taken now
+    auto got = q.pop();
+    REQUIRE(got);
+    REQUIRE(*got);
+    CHECK(**got == 2);
 }
