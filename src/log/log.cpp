@@ -8,10 +8,14 @@
 //   syslog lines carry the message only: syslogd adds time, host, ident
 //   and pid. stderr and file lines get a timestamp and level, and are
 //   flushed line by line (operators tail them, tests read them back).
+//   A reload reopens the log file (after logrotate, the new file), but
+//   after the privilege drop that may be refused (a root-owned file or
+//   directory): then the file already open stays in use, with a warning.
 // DIAGNOSTICS
 //   log_init throws std::invalid_argument on a bad target or level and
-//   std::runtime_error when a log file cannot be opened; in both cases the
-//   previous target and level stay in force.
+//   std::runtime_error when a new log file cannot be opened; in both cases
+//   the previous target and level stay in force. The same file that cannot
+//   be reopened is a warning logged to it, not an error.
 #include "icap-milter/log/log.hpp"
 
 #include <spdlog/sinks/basic_file_sink.h>
@@ -110,16 +114,27 @@ void log_init(const std::string& target, const std::string& level) {
     // A second syslog sink would be opened before the first one's
     // destructor runs closelog(), which would reset the ident: keep it.
     // Files are reopened, so a reload after logrotate writes the new file.
+    std::string not_reopened; // why the open file stays in use, if it does
     if (!(target == "syslog" && s.target == "syslog")) {
-        spdlog::sink_ptr sink = make_sink(target);  // throws before anything changes
-        s.dist->set_sinks({sink});
-        s.target = target;
+        try {
+            spdlog::sink_ptr sink = make_sink(target);  // throws before anything changes
+            s.dist->set_sinks({sink});
+            s.target = target;
+        } catch (const std::runtime_error& e) {
+            // After the privilege drop the file or its directory may be
+            // root's: the file already open is still ours to write.
+            if (target != s.target || target.substr(0, file_prefix.size()) != file_prefix) throw;
+            not_reopened = e.what();
+        }
     }
     s.logger->set_level(*lvl);
     // Warnings and errors reach the disk at once; for stderr and files
     // every line does, so nothing waits in a buffer when someone looks.
     s.logger->flush_on(target == "syslog" ? spdlog::level::warn : spdlog::level::trace);
     if (spdlog::default_logger() != s.logger) spdlog::set_default_logger(s.logger);
+    if (!not_reopened.empty())
+        s.logger->warn("log: file={} not reopened ({}); the file opened before stays in use",
+                       target.substr(file_prefix.size()), sanitize(not_reopened, 300));
 }
 
 // log_set_level - change the level at run time; false for an unknown word.

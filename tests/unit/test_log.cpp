@@ -153,3 +153,24 @@ TEST_CASE("log: syslog target initialises") {
     CHECK_NOTHROW(icapm::log_init("syslog", "error"));
     CHECK_NOTHROW(icapm::log_init("syslog", "info"));  // reload keeps the open syslog sink
 }
+
+TEST_CASE("log: a reload that cannot reopen the same file keeps the open one") {
+    RestoreLog restore;
+    TempDir dir;
+    auto file = dir.path / "milter.log", moved = dir.path / "milter.log.1";
+    icapm::log_init("file:" + file.string(), "info");
+    spdlog::info("before the reload");
+    // After the privilege drop a root-owned log file cannot be reopened;
+    // root can open anything, so a directory in its place stands in.
+    std::filesystem::rename(file, moved);
+    std::filesystem::create_directory(file);
+    CHECK_NOTHROW(icapm::log_init("file:" + file.string(), "debug"));
+    spdlog::debug("after the reload");  // the new level applies
+    const std::string text = slurp(moved);
+    CHECK(text.find("before the reload") != std::string::npos);
+    CHECK(text.find("not reopened") != std::string::npos);
+    CHECK(text.find("file=" + file.string()) != std::string::npos);
+    CHECK(text.find("after the reload") != std::string::npos);
+    // A different file that cannot be opened is still an error.
+    CHECK_THROWS_AS(icapm::log_init("file:" + (moved / "x.log").string(), "info"), std::runtime_error);
+}

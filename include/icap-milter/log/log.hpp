@@ -12,10 +12,13 @@
 namespace icapm {
 
 // log_init - install the default logger; throws std::invalid_argument on
-// a bad target or level, std::runtime_error when a log file cannot be
+// a bad target or level, std::runtime_error when a new log file cannot be
 // opened (the previous target then stays in place). Safe to call again
 // (reload): the logger object stays the same, only its sink is swapped,
 // so threads logging meanwhile are never left with a dangling logger.
+// The same file is reopened (logrotate); when that is refused (e.g. a
+// root-owned file after the privilege drop) the open file stays in use
+// and a warning says so.
 void log_init(const std::string& target, const std::string& level);
 
 // check_log_target - "" when target is syslog, stderr or file:/ABS/PATH,
