@@ -10,7 +10,12 @@
 //   of message (header and body replies may be negotiated away). Every
 //   message ends with exactly one summary line at info level. Incoming
 //   X-Virus-* headers are always removed; token headers are removed
-//   unless their token verified (end_of_message.cpp decides).
+//   unless their token verified (end_of_message.cpp decides), and always
+//   when scan tokens are off. An MTA that does not allow the header
+//   actions we need gets an error line at negotiation and the OnFail
+//   answer for every message of that connection, never unscanned
+//   delivery (OnFail accept becomes tempfail there: accepting relies on
+//   exactly the header edits the MTA refused).
 #include "icap-milter/milter/callbacks.hpp"
 
 #include "icap-milter/log/log.hpp"
@@ -27,6 +32,7 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #ifndef PACKAGE_VERSION
@@ -47,15 +53,11 @@ constexpr std::size_t kMaxTokenHeaders = 4;
 
 std::atomic<unsigned long> open_connections{0};
 
-// Negotiated per connection; read by the header and body callbacks.
-struct Negotiated {
-    bool noreply_header = false;
-    bool noreply_body = false;
-};
-
 // ConnState - connection context plus what negotiation settled.
 struct ConnState : ConnectionContext {
-    Negotiated nr;
+    Negotiation nr;
+    // Set when the MTA lacks something we need: every message gets this.
+    std::optional<Decision> refuse;
 };
 
 // state - the connection state of ctx (nullptr before negotiate/connect).
@@ -163,8 +165,9 @@ sfsistat apply(SMFICTX* ctx, ConnState& st, MessageContext& msg, const Outcome& 
             std::string canonical = name == "x-virus-scanned" ? kScannedHeader
                                     : name == "x-virus-status" ? kStatusHeader
                                                                : token_name;
-            // A token that verified stays for the next hop; any other is removed.
-            if (canonical == token_name && !out.strip_tokens) continue;
+            // A token that verified stays for the next hop; any other is
+            // removed, and with tokens off none can have verified.
+            if (canonical == token_name && rt.tokens.enabled() && !out.strip_tokens) continue;
             for (int i = count; i >= 1; --i)
                 if (smfi_chgheader(ctx, canonical.data(), i, nullptr) != MI_SUCCESS)
                     spdlog::warn("{}: could not remove incoming {} #{}", msg.queue_id, canonical, i);
@@ -178,8 +181,8 @@ sfsistat apply(SMFICTX* ctx, ConnState& st, MessageContext& msg, const Outcome& 
         if (rt.config->add_headers) {
             std::string scanned = std::string("icap-milter ") + PACKAGE_VERSION + " on " + sanitize(rt.hostname, 200);
             if (!out.scanners.empty()) scanned += " (" + out.scanners + ")";
-            std::string status = d.status;
-            if (d.status == "Infected" && !d.threats.empty()) {
+            std::string status = to_string(d.status);
+            if (d.status == MessageStatus::Infected && !d.threats.empty()) {
                 std::string names;
                 for (const auto& t : d.threats) names += (names.empty() ? "" : ", ") + t;
                 status += " (" + names + ")";
@@ -203,42 +206,61 @@ sfsistat apply(SMFICTX* ctx, ConnState& st, MessageContext& msg, const Outcome& 
 
 // ---- handlers (C++), called through guard() ----
 
-// on_negotiate - ask for exactly the actions used and skip unneeded steps.
+// action_names - the SMFIF_* names of the bits in mask, "|"-separated.
+std::string action_names(unsigned long mask) {
+    static constexpr std::pair<unsigned long, const char*> names[] = {
+        {SMFIF_ADDHDRS, "SMFIF_ADDHDRS"}, {SMFIF_CHGHDRS, "SMFIF_CHGHDRS"}, {SMFIF_CHGBODY, "SMFIF_CHGBODY"},
+        {SMFIF_ADDRCPT, "SMFIF_ADDRCPT"}, {SMFIF_DELRCPT, "SMFIF_DELRCPT"}, {SMFIF_QUARANTINE, "SMFIF_QUARANTINE"}};
+    std::string out;
+    for (const auto& [bit, name] : names)
+        if (mask & bit) out += (out.empty() ? "" : "|") + std::string(name);
+    return out;
+}
+
+// refusal - the OnFail decision for every message of a connection whose
+// MTA lacks what we need; accept becomes tempfail, since accepting an
+// unscanned message relies on the very header edits the MTA refused.
+Decision refusal(const Config& config, const std::string& missing) {
+    const std::string reason = "the MTA does not allow " + missing;
+    if (config.on_fail != Action::Accept) return fail_decision(config, reason);
+    Config strict = config;
+    strict.on_fail = Action::Tempfail;
+    return fail_decision(strict, reason);
+}
+
+// on_negotiate - ask for exactly the actions used and skip unneeded steps;
+// an MTA lacking a needed action keeps the connection but gets OnFail.
 sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long* pf0, unsigned long* pf1,
                       unsigned long* pf2, unsigned long* pf3) {
     ConnState* st = ensure_state(ctx);
-    const unsigned long want_actions =
-        SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_QUARANTINE;
-    const unsigned long need_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
-    if ((f0 & need_actions) != need_actions) {
-        spdlog::error("MTA does not allow adding/changing headers (actions 0x{:x}); refusing to run", f0);
-        return SMFIS_REJECT;
-    }
-    *pf0 = want_actions & f0;
-    // DATA is deliberately not skipped: with SMFIP_NODATA Postfix flushes
-    // the DATA macros alone, its Nagle then holds the header packet until
-    // our delayed ACK (~40 ms per message on inet: sockets, measured).
-    // Answering DATA acknowledges at once; TCP_NODELAY on the listener
-    // (daemon.cpp) covers our own replies.
-    unsigned long steps = 0;
-    for (unsigned long s : {SMFIP_NOHELO, SMFIP_NOUNKNOWN, SMFIP_NOEOH})
-        if (f1 & s) steps |= s;
-    if (f1 & SMFIP_HDR_LEADSPC) {
-        steps |= SMFIP_HDR_LEADSPC;
-        st->leading_space = true;
-    }
-    if (f1 & SMFIP_NR_HDR) {
-        steps |= SMFIP_NR_HDR;
-        st->nr.noreply_header = true;
-    }
-    if (f1 & SMFIP_NR_BODY) {
-        steps |= SMFIP_NR_BODY;
-        st->nr.noreply_body = true;
-    }
-    *pf1 = steps;
+    st->nr = negotiate(f0, f1);
+    st->leading_space = st->nr.leading_space;
+    *pf0 = st->nr.actions;
+    *pf1 = st->nr.steps;
     *pf2 = 0;
     *pf3 = 0;
+    if (!st->nr.missing.empty()) {
+        if (!st->runtime) st->runtime = current_runtime();
+        if (!st->runtime) throw std::runtime_error("no configuration loaded");
+        st->refuse = refusal(*st->runtime->config, st->nr.missing);
+        spdlog::error("negotiate: the MTA does not allow {} (offered actions=0x{:x} protocol=0x{:x}); every "
+                      "message of this connection gets action={}",
+                      st->nr.missing, f0, f1, to_string(st->refuse->action));
+    }
     return SMFIS_CONTINUE;
+}
+
+// refuse_message - answer a message on a connection that cannot be served.
+sfsistat refuse_message(SMFICTX* ctx, const ConnState& st, const MessageContext& msg, const char* where) {
+    const Decision& d = *st.refuse;
+    std::string text = d.reply;
+    if ((d.action == Action::Reject || d.action == Action::Tempfail) &&
+        smfi_setreply(ctx, const_cast<char*>(d.rcode.c_str()), const_cast<char*>(d.xcode.c_str()), text.data()) !=
+            MI_SUCCESS)
+        spdlog::warn("{}: smfi_setreply failed; the MTA's default reply is used", msg.queue_id);
+    spdlog::error("{}: Job-{}: from=<{}> status=Unscanned action={} reason=\"{}\" at={} client={}", msg.queue_id,
+                  msg.job, msg.sender, to_string(d.action), sanitize(d.reason, 300), where, st.client);
+    return to_smfis(d.action);
 }
 
 // on_connect - take the runtime snapshot for this SMTP session.
@@ -261,6 +283,10 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     if (sender.size() >= 2 && sender.front() == '<' && sender.back() == '>') sender = sender.substr(1, sender.size() - 2);
     st->message->sender = sanitize(sender, 256);
     note_queue_id(ctx, *st->message);
+    if (st->refuse) {
+        std::unique_ptr<MessageContext> msg = std::move(st->message);
+        return refuse_message(ctx, *st, *msg, "mail");
+    }
     return SMFIS_CONTINUE;
 }
 
@@ -283,8 +309,10 @@ sfsistat on_header(SMFICTX* ctx, const char* name, const char* value) {
     for (const char* own : kOwnHeaders)
         if (lname == own) ++msg.strip[lname];
     const Runtime& rt = *st->runtime;
+    // Removed whether or not tokens are on: a later hop that trusts
+    // tokens must never see one we did not check.
+    if (lname == lower(rt.config->token_header)) ++msg.strip[lname];
     if (rt.tokens.enabled() && lname == lower(rt.config->token_header)) {
-        ++msg.strip[lname];
         if (msg.tokens.size() < kMaxTokenHeaders) {
             // Bounded: anything past kMaxTokenSize plus folding is refused by size anyway.
             std::string_view v(value);
@@ -323,6 +351,7 @@ sfsistat on_eom(SMFICTX* ctx) {
     if (!st || !st->message) throw std::runtime_error("end of message without a message");
     std::unique_ptr<MessageContext> msg = std::move(st->message);
     note_queue_id(ctx, *msg);
+    if (st->refuse) return refuse_message(ctx, *st, *msg, "eom");
     end_headers(*msg);
     Outcome out = process_message(*st->runtime, *msg, [ctx] { smfi_progress(ctx); });
     sfsistat answer = apply(ctx, *st, *msg, out);
@@ -332,7 +361,7 @@ sfsistat on_eom(SMFICTX* ctx) {
     spdlog::info("{}: Job-{}: from=<{}> rcpts={} size={} parts={} verdicts=[{}] status={} action={} reason=\"{}\" "
                  "{}{}client={} ms={}",
                  msg->queue_id, msg->job, msg->sender, msg->recipients, msg->spool.size(), out.parts, out.parts_log,
-                 out.decision.status, to_string(out.decision.action), sanitize(out.decision.reason, 300),
+                 to_string(out.decision.status), to_string(out.decision.action), sanitize(out.decision.reason, 300),
                  out.token_log, out.token_log.empty() ? "" : " ", st->client, ms);
     return answer;
 }
@@ -397,6 +426,40 @@ static sfsistat xxfi_close(SMFICTX* ctx) {
 } // extern "C"
 
 namespace icapm {
+
+// negotiate - request what apply() uses; name what the MTA lacks.
+// Protocol steps need no check: the MTA skips only the steps a milter
+// asks it to skip, and we never ask to skip MAIL, headers, body or end
+// of message. Actions are another matter: an MTA may withhold them.
+Negotiation negotiate(unsigned long mta_actions, unsigned long mta_steps) {
+    // apply() adds our status and token headers and removes forged ones.
+    constexpr unsigned long need_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
+    constexpr unsigned long want_actions =
+        need_actions | SMFIF_CHGBODY | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_QUARANTINE;
+    Negotiation n;
+    n.actions = want_actions & mta_actions;
+    n.missing = action_names(need_actions & ~mta_actions);
+    // DATA is deliberately not skipped: with SMFIP_NODATA Postfix flushes
+    // the DATA macros alone, its Nagle then holds the header packet until
+    // our delayed ACK (~40 ms per message on inet: sockets, measured).
+    // Answering DATA acknowledges at once; TCP_NODELAY on the listener
+    // (daemon.cpp) covers our own replies.
+    for (unsigned long s : {SMFIP_NOHELO, SMFIP_NOUNKNOWN, SMFIP_NOEOH})
+        if (mta_steps & s) n.steps |= s;
+    if (mta_steps & SMFIP_HDR_LEADSPC) {
+        n.steps |= SMFIP_HDR_LEADSPC;
+        n.leading_space = true;
+    }
+    if (mta_steps & SMFIP_NR_HDR) {
+        n.steps |= SMFIP_NR_HDR;
+        n.noreply_header = true;
+    }
+    if (mta_steps & SMFIP_NR_BODY) {
+        n.steps |= SMFIP_NR_BODY;
+        n.noreply_body = true;
+    }
+    return n;
+}
 
 // active_connections - sessions between negotiate/connect and close.
 unsigned long active_connections() noexcept { return open_connections.load(); }
