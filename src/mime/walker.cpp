@@ -14,6 +14,12 @@
 //   again, so what it contains is walked too. A multipart in which GMime
 //   found no part at all (no or wrong boundary) becomes an item holding
 //   its prologue and epilogue, which is where its body ended up.
+//   Encryption is believed only when the bytes show it (encryption.cpp):
+//   in a genuine PGP/MIME multipart/encrypted only the OpenPGP message
+//   part is unscannable, and an application/pkcs7-mime part only when it
+//   is CMS envelopedData; any other child of such a wrapper, or a
+//   wrapper that fails the checks, is walked and scanned like any part.
+//   Opaque signedData is scanned as it is, and its content is walked.
 //   Hostile input: GMime itself stops nesting at a few hundred levels,
 //   but builds an object of about 2 KB per MIME delimiter line and one
 //   of about 450 bytes per header line, so 10 MB of bare "--b" or "X: y"
@@ -40,6 +46,7 @@
 #include "icap-milter/mime/walker.hpp"
 
 #include "icap-milter/common/sha256.hpp"
+#include "icap-milter/mime/encryption.hpp"
 #include "icap-milter/mime/gobject_ptr.hpp"
 
 #include <gmime/gmime.h>
@@ -49,6 +56,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -168,25 +176,9 @@ std::string disposition(GMimeObject* o) {
     return lower(trim(str(g_mime_object_get_disposition(o))));
 }
 
-// is_encrypted_multipart - multipart/encrypted (PGP/MIME and kin).
-bool is_encrypted_multipart(const std::string& type) { return type == "multipart/encrypted"; }
-
 // is_message_type - content types that carry a whole message.
 bool is_message_type(const std::string& type) {
     return type == "message/rfc822" || type == "message/global" || type == "message/news";
-}
-
-// smime_reason - why a pkcs7-mime leaf cannot be scanned ("" if it can).
-std::string smime_reason(GMimeObject* o, const std::string& type) {
-    if (type != "application/pkcs7-mime" && type != "application/x-pkcs7-mime") return {};
-    std::string kind = content_type_param(o, "smime-type");
-    if (kind == "certs-only") return {};
-    // The content of opaque signed-data is inside DER the scanner cannot
-    // be trusted to unpack, so claiming it clean would be a lie.
-    if (kind == "signed-data") return "opaque-signed (S/MIME)";
-    if (kind == "compressed-data") return "compressed (S/MIME)";
-    // enveloped-data, authEnveloped-data, a bare .p7m and anything new.
-    return "encrypted (S/MIME)";
 }
 
 // size_reason - the text for an item over the scan size limit.
@@ -370,17 +362,23 @@ private:
     void object(GMimeObject* o, const std::string& id, unsigned depth);
     void children(GMimeMultipart* mp, const std::string& id, const std::string& prefix,
                   unsigned depth);
-    void leaf(GMimeObject* o, const std::string& id);
+    void leaf(GMimeObject* o, const std::string& id, unsigned depth);
+    bool smime(ScanItem& it, Decoded& d, const std::string& id, unsigned depth);
     void boundless(GMimeMultipart* mp, const std::string& id);
     void encoded_message(GMimeObject* o, const std::string& id, unsigned depth);
-    void encrypted(GMimeObject* o, const std::string& id, const std::string& type);
+    void inner_entity(const std::string& bytes, const std::string& id, unsigned depth);
+    bool pgp_mime(GMimeMultipart* mp, Decoded& cipher);
+    void pgp_ciphertext(GMimeObject* o, const std::string& id, const Decoded& d);
     void empty_item(GMimeObject* o, const std::string& id);
     ScanItem describe(GMimeObject* o, const std::string& id, const std::string& type) const;
-    void decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spool* out,
-                     std::uint64_t keep_max);
+    // Observer - sees each decoded chunk; returning false stops decoding.
+    using Observer = std::function<bool(std::string_view)>;
+    bool decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spool* out,
+                     std::uint64_t keep_max, const Observer& observe = {});
     Decoded decode(GMimePart* part, bool keep, std::uint64_t keep_max);
     std::shared_ptr<Spool> new_spool();
     void push(ScanItem item);
+    void note(std::string text);
     bool count_part();
     bool depth_ok(unsigned depth);
     void hit(std::string reason);
@@ -403,19 +401,24 @@ void on_warning(gint64, GMimeParserWarning code, const gchar* item, gpointer use
 // warn - keep the first few warnings (a hostile message can raise one per
 // line) and flag the ambiguous ones.
 void Walker::warn(GMimeParserWarning code, const char* item) {
-    constexpr std::uint64_t kKept = 16;
     if (is_critical(code)) {
         res_.ambiguous = true;
         ++critical_;
     }
+    std::string w = warning_name(code);
+    if (item && *item) w += " (" + printable(item) + ")";
+    note(std::move(w));
+}
+
+// note - keep the first few notes for the log (a hostile message can
+// raise one per line), then only count them.
+void Walker::note(std::string text) {
+    constexpr std::uint64_t kKept = 16;
     ++warnings_;
-    if (warnings_ <= kKept) {
-        std::string w = warning_name(code);
-        if (item && *item) w += " (" + printable(item) + ")";
-        res_.warnings.push_back(std::move(w));
-    } else if (warnings_ == kKept + 1) {
+    if (warnings_ <= kKept)
+        res_.warnings.push_back(std::move(text));
+    else if (warnings_ == kKept + 1)
         res_.warnings.push_back("more warnings not shown");
-    }
 }
 
 // hit - record the first limit and stop walking.
@@ -503,7 +506,7 @@ bool Walker::message(const Spool& raw, const std::string& prefix, unsigned depth
 // body - walk a message body: a multipart's children are numbered
 // directly below the message, anything else is part 1 of it.
 void Walker::body(GMimeObject* b, const std::string& prefix, unsigned depth) {
-    if (GMIME_IS_MULTIPART(b) && !is_encrypted_multipart(mime_type(b))) {
+    if (GMIME_IS_MULTIPART(b)) {
         if (!count_part()) return;
         children(GMIME_MULTIPART(b), child_id(prefix, 1), prefix, depth + 1);
         return;
@@ -521,10 +524,68 @@ void Walker::children(GMimeMultipart* mp, const std::string& id, const std::stri
         boundless(mp, id);
         return;
     }
-    for (int i = 0; i < n && !stopped_; ++i) {
-        if (GMimeObject* child = g_mime_multipart_get_part(mp, i))
-            object(child, child_id(prefix, i + 1), depth);
+    // Of a genuine PGP/MIME message only the ciphertext (the second
+    // part) is left unscanned; of anything else calling itself
+    // multipart/encrypted, every part is walked.
+    Decoded cipher;
+    int cipher_at = -1;
+    if (mime_type(GMIME_OBJECT(mp)) == "multipart/encrypted") {
+        if (pgp_mime(mp, cipher))
+            cipher_at = 1;
+        else
+            note("multipart/encrypted that is not PGP/MIME: scanned as multipart");
     }
+    for (int i = 0; i < n && !stopped_; ++i) {
+        GMimeObject* child = g_mime_multipart_get_part(mp, i);
+        if (!child) continue;
+        if (i == cipher_at) {
+            if (count_part()) pgp_ciphertext(child, child_id(prefix, i + 1), cipher);
+        } else {
+            object(child, child_id(prefix, i + 1), depth);
+        }
+    }
+}
+
+// pgp_mime - is mp PGP/MIME (RFC 3156)? protocol application/pgp-encrypted,
+// exactly two leaves: a control part saying "Version: 1", then an
+// application/octet-stream holding one encrypted OpenPGP message. The
+// second part's decoded size and hash are left in cipher.
+bool Walker::pgp_mime(GMimeMultipart* mp, Decoded& cipher) {
+    if (content_type_param(GMIME_OBJECT(mp), "protocol") != "application/pgp-encrypted") return false;
+    if (g_mime_multipart_get_count(mp) != 2) return false;
+    GMimeObject* control = g_mime_multipart_get_part(mp, 0);
+    GMimeObject* data = g_mime_multipart_get_part(mp, 1);
+    if (!control || !data || !GMIME_IS_PART(control) || !GMIME_IS_PART(data)) return false;
+    if (mime_type(control) != "application/pgp-encrypted" ||
+        mime_type(data) != "application/octet-stream")
+        return false;
+    constexpr std::uint64_t kControlMax = 1024;
+    Decoded c = decode(GMIME_PART(control), true, kControlMax);
+    if (!c.data || c.data->size() > kControlMax) return false;
+    std::string body;
+    auto r = c.data->reader();
+    for (std::size_t n; (n = r->read(buf_)) > 0;) body.append(buf_.data(), n);
+    if (!is_pgp_control_body(body)) return false;
+    // One pass: hash the ciphertext while checking it, stop at the first
+    // byte that cannot be OpenPGP.
+    OpenPgpCheck check;
+    Sha256 hash;
+    bool complete = decode_into(GMIME_PART(data), hash, cipher.size, nullptr, 0,
+                                [&check](std::string_view chunk) { return check.feed(chunk); });
+    if (!complete || !check.finish()) return false;
+    cipher.sha256 = hash.finish();
+    return true;
+}
+
+// pgp_ciphertext - the OpenPGP message of a genuine PGP/MIME part: kept
+// out of the scan, with its decoded size and hash.
+void Walker::pgp_ciphertext(GMimeObject* o, const std::string& id, const Decoded& d) {
+    ScanItem it = describe(o, id, mime_type(o));
+    it.size = d.size;
+    it.sha256 = d.sha256;
+    it.scannable = false;
+    it.unscannable_reason = "encrypted (PGP/MIME)";
+    push(std::move(it));
 }
 
 // object - one node of the tree: container, message or leaf.
@@ -532,10 +593,6 @@ void Walker::object(GMimeObject* o, const std::string& id, unsigned depth) {
     if (!count_part()) return;
     std::string type = mime_type(o);
     if (GMIME_IS_MULTIPART(o)) {
-        if (is_encrypted_multipart(type)) {
-            encrypted(o, id, type);
-            return;
-        }
         children(GMIME_MULTIPART(o), id, id, depth + 1);
     } else if (GMIME_IS_MESSAGE_PART(o)) {
         if (!depth_ok(depth + 1)) return;
@@ -549,7 +606,7 @@ void Walker::object(GMimeObject* o, const std::string& id, unsigned depth) {
         if (is_message_type(type))
             encoded_message(o, id, depth);
         else
-            leaf(o, id);
+            leaf(o, id, depth);
     }
     // GMime has no other kinds of object; anything new is skipped rather
     // than guessed at.
@@ -575,12 +632,13 @@ void Walker::empty_item(GMimeObject* o, const std::string& id) {
 }
 
 // decode_into - stream-decode a part's content, hashing every byte and
-// copying it to out while the total stays within keep_max.
-void Walker::decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spool* out,
-                         std::uint64_t keep_max) {
+// copying it to out while the total stays within keep_max; observe sees
+// every chunk and may stop the decoding (then false is returned).
+bool Walker::decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spool* out,
+                         std::uint64_t keep_max, const Observer& observe) {
     GMimeDataWrapper* wrapper = g_mime_part_get_content(part);
     GMimeStream* raw = wrapper ? g_mime_data_wrapper_get_stream(wrapper) : nullptr;
-    if (!raw) return; // a part without content decodes to nothing
+    if (!raw) return true; // a part without content decodes to nothing
     if (g_mime_stream_reset(raw) == -1)
         throw std::system_error(errno, std::generic_category(), "mime: rewind part stream");
     GObjectPtr<GMimeStream> filtered = adopt(g_mime_stream_filter_new(raw));
@@ -610,6 +668,7 @@ void Walker::decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spo
         }
         if (fill == 0) break;
         std::string_view chunk(buf_.data(), fill);
+        if (observe && !observe(chunk)) return false;
         hash.update(chunk);
         size += chunk.size();
         if (out) {
@@ -621,6 +680,7 @@ void Walker::decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spo
             }
         }
     }
+    return true;
 }
 
 // decode - decode one part into a fresh spool (if keep) plus size and hash.
@@ -635,23 +695,71 @@ Decoded Walker::decode(GMimePart* part, bool keep, std::uint64_t keep_max) {
 }
 
 // leaf - one ordinary part: decoded, hashed, kept if it may be scanned.
-void Walker::leaf(GMimeObject* o, const std::string& id) {
+void Walker::leaf(GMimeObject* o, const std::string& id, unsigned depth) {
     std::string type = mime_type(o);
     ScanItem it = describe(o, id, type);
-    std::string why = smime_reason(o, type);
-    Decoded d = decode(GMIME_PART(o), why.empty(), lim_.max_scan_size);
+    Decoded d = decode(GMIME_PART(o), true, lim_.max_scan_size);
     it.size = d.size;
     it.sha256 = d.sha256;
-    if (!why.empty()) {
-        it.scannable = false;
-        it.unscannable_reason = std::move(why);
-    } else if (d.size > lim_.max_scan_size) {
+    if (d.size > lim_.max_scan_size) {
+        // Too big to check for ciphertext, and too big to scan anyway.
         it.scannable = false;
         it.unscannable_reason = size_reason(d.size, lim_.max_scan_size);
+    } else if (is_pkcs7_mime_type(type) && smime(it, d, id, depth)) {
+        return;
     } else {
         it.data = std::move(d.data);
     }
     push(std::move(it));
+}
+
+// smime - an application/pkcs7-mime leaf, judged by its bytes whatever
+// its smime-type says: envelopedData is unscannable, compressedData too
+// (the scanner cannot inflate it); signedData is scanned as it is and
+// its content walked below it (id.1, ...). True when the item has been
+// pushed; false leaves a plain leaf to the caller.
+bool Walker::smime(ScanItem& it, Decoded& d, const std::string& id, unsigned depth) {
+    std::string der;
+    if (d.data) {
+        der.reserve(static_cast<std::size_t>(d.data->size()));
+        auto r = d.data->reader();
+        for (std::size_t n; (n = r->read(buf_)) > 0;) der.append(buf_.data(), n);
+    }
+    CmsInfo cms = inspect_cms(der);
+    der = std::string();
+    switch (cms.kind) {
+    case CmsKind::kEnveloped:
+    case CmsKind::kCompressed:
+        it.scannable = false;
+        it.unscannable_reason =
+            cms.kind == CmsKind::kEnveloped ? "encrypted (S/MIME)" : "compressed (S/MIME)";
+        push(std::move(it));
+        return true;
+    case CmsKind::kSigned:
+        it.data = std::move(d.data);
+        push(std::move(it));
+        if (cms.has_content && !cms.content.empty()) inner_entity(cms.content, id, depth);
+        return true;
+    case CmsKind::kNotCms:
+        note("application/pkcs7-mime that is not CMS: scanned as a part");
+        return false;
+    case CmsKind::kOther:
+        break;
+    }
+    return false;
+}
+
+// inner_entity - the MIME entity inside opaque signedData, walked like a
+// message below id; if GMime makes nothing of it the signedData item,
+// already scanned, still covers its bytes.
+void Walker::inner_entity(const std::string& bytes, const std::string& id, unsigned depth) {
+    if (!depth_ok(depth + 1)) return;
+    std::shared_ptr<Spool> s = new_spool();
+    s->append(bytes);
+    std::uint64_t held = s->on_disk() ? 0 : s->size();
+    mem_used_ += held;
+    message(*s, id, depth + 1, false);
+    mem_used_ -= held;
 }
 
 // boundless - a multipart in which GMime found no part (no boundary
@@ -707,25 +815,6 @@ void Walker::encoded_message(GMimeObject* o, const std::string& id, unsigned dep
     } else {
         it.data = std::move(d.data);
     }
-    push(std::move(it));
-}
-
-// encrypted - a multipart/encrypted as one unscannable item; its size and
-// hash cover the decoded bytes of its direct leaf parts, in order.
-void Walker::encrypted(GMimeObject* o, const std::string& id, const std::string& type) {
-    ScanItem it = describe(o, id, type);
-    Sha256 hash;
-    GMimeMultipart* mp = GMIME_MULTIPART(o);
-    int n = g_mime_multipart_get_count(mp);
-    for (int i = 0; i < n; ++i) {
-        GMimeObject* child = g_mime_multipart_get_part(mp, i);
-        if (child && GMIME_IS_PART(child)) decode_into(GMIME_PART(child), hash, it.size, nullptr, 0);
-    }
-    it.sha256 = hash.finish();
-    it.scannable = false;
-    it.unscannable_reason = content_type_param(o, "protocol") == "application/pgp-encrypted"
-                                ? "encrypted (PGP/MIME)"
-                                : "encrypted (multipart/encrypted)";
     push(std::move(it));
 }
 

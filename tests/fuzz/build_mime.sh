@@ -18,7 +18,7 @@ mkdir -p "$work/corpus"
 clang++ -std=c++20 -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -I"$top/include" $(pkg-config --cflags gmime-3.0 openssl) \
-    "$top/tests/fuzz/fuzz_mime.cpp" "$top/src/mime/spool.cpp" "$top/src/mime/walker.cpp" \
+    "$top/tests/fuzz/fuzz_mime.cpp" "$top/src/mime/spool.cpp" "$top/src/mime/walker.cpp" "$top/src/mime/encryption.cpp" \
     "$top/src/common/sha256.cpp" \
     $(pkg-config --libs gmime-3.0 openssl) -o "$work/fuzz_mime"
 

@@ -2,7 +2,8 @@
 //   test_mime_walker.cpp - unit tests of the GMime part walker
 // SUMMARY
 //   Fixtures in tests/data/mime plus messages built in the tests: part
-//   ids, names, types, decoding, hashes, encrypted and oversized parts,
+//   ids, names, types, decoding, hashes, encrypted parts (genuine PGP/MIME
+//   and S/MIME against wrappers that only claim encryption), oversized parts,
 //   depth and part-count limits with the whole-message fallback,
 //   malformed input, CRLF/LF, temp file hygiene and concurrent walks.
 #include "icap-milter/common/sha256.hpp"
@@ -143,9 +144,137 @@ int count_fds() {
     return n;
 }
 
+// between - the text after the first `from` up to the next `to`.
+std::string between(const std::string& s, const std::string& from, const std::string& to) {
+    std::size_t a = s.find(from);
+    REQUIRE(a != std::string::npos);
+    a += from.size();
+    std::size_t b = s.find(to, a);
+    REQUIRE(b != std::string::npos);
+    return s.substr(a, b - a);
+}
+
+// base64 - RFC 2045 base64 in 76-character CRLF lines.
+std::string base64(std::string_view bytes) {
+    static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    std::size_t col = 0;
+    for (std::size_t i = 0; i < bytes.size(); i += 3) {
+        std::uint32_t v = static_cast<unsigned char>(bytes[i]) << 16;
+        if (i + 1 < bytes.size()) v |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+        if (i + 2 < bytes.size()) v |= static_cast<unsigned char>(bytes[i + 2]);
+        out += abc[(v >> 18) & 63];
+        out += abc[(v >> 12) & 63];
+        out += i + 1 < bytes.size() ? abc[(v >> 6) & 63] : '=';
+        out += i + 2 < bytes.size() ? abc[v & 63] : '=';
+        if ((col += 4) == 76) {
+            out += "\r\n";
+            col = 0;
+        }
+    }
+    return out + "\r\n";
+}
+
+// unbase64 - decode base64, skipping line breaks (test data only).
+std::string unbase64(std::string_view text) {
+    std::string out;
+    std::uint32_t bits = 0;
+    int n = 0;
+    for (char c : text) {
+        int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+                : c >= 'a' && c <= 'z' ? c - 'a' + 26
+                : c >= '0' && c <= '9' ? c - '0' + 52
+                : c == '+'             ? 62
+                : c == '/'             ? 63
+                                       : -1;
+        if (v < 0) continue;
+        bits = (bits << 6) | static_cast<std::uint32_t>(v);
+        if (++n == 4) {
+            out += static_cast<char>(bits >> 16);
+            out += static_cast<char>(bits >> 8);
+            out += static_cast<char>(bits);
+            n = 0;
+            bits = 0;
+        }
+    }
+    if (n == 2) out += static_cast<char>(bits >> 4);
+    if (n == 3) {
+        out += static_cast<char>(bits >> 10);
+        out += static_cast<char>(bits >> 2);
+    }
+    return out;
+}
+
+// exe_bytes - a harmless stand-in for a Windows executable attachment.
+std::string exe_bytes() {
+    std::string s = "MZ\x90\x00\x03\x00This program cannot be run in DOS mode.\r\n";
+    for (int i = 0; i < 300; ++i) s += static_cast<char>((i * 13 + 5) % 256);
+    return s;
+}
+
+// exe_part - the exe as a base64 attachment named invoice.exe.
+std::string exe_part() {
+    return "Content-Type: application/octet-stream; name=\"invoice.exe\"\r\n"
+           "Content-Disposition: attachment; filename=\"invoice.exe\"\r\n"
+           "Content-Transfer-Encoding: base64\r\n\r\n" +
+           base64(exe_bytes());
+}
+
+// kControlPart - the PGP/MIME version part (RFC 3156 section 4).
+const char* const kControlPart = "Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n";
+
+// armour - the ASCII-armoured OpenPGP message of pgp_encrypted.eml.
+std::string armour() {
+    return "-----BEGIN PGP MESSAGE-----" +
+           between(load("pgp_encrypted.eml"), "-----BEGIN PGP MESSAGE-----", "-----END PGP MESSAGE-----") +
+           "-----END PGP MESSAGE-----\r\n";
+}
+
+// gpg_binary - the binary OpenPGP message of pgp_binary.eml.
+std::string gpg_binary() {
+    return unbase64(between(load("pgp_binary.eml"), "Content-Transfer-Encoding: base64\r\n\r\n", "--enc--"));
+}
+
+// octet_part - an application/octet-stream part with this (7bit) body.
+std::string octet_part(const std::string& body) {
+    return "Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n\r\n" + body;
+}
+
+// wrapped - a message whose body is a multipart/encrypted with these
+// Content-Type parameters around these parts ("headers CRLF CRLF body").
+std::string wrapped(const std::string& params, const std::vector<std::string>& parts) {
+    std::string m = "From: a@example.org\r\nTo: b@example.net\r\nSubject: invoice\r\n"
+                    "MIME-Version: 1.0\r\nContent-Type: multipart/encrypted; " +
+                    params + "boundary=\"xyz\"\r\n\r\n";
+    for (const auto& p : parts) m += "--xyz\r\n" + p + "\r\n";
+    return m + "--xyz--\r\n";
+}
+
+// noted - some walk note mentions text.
+bool noted(const WalkResult& r, const std::string& text) {
+    for (const auto& w : r.warnings)
+        if (w.find(text) != std::string::npos) return true;
+    return false;
+}
+
+// smime_message - a message whose body is one pkcs7-mime part with this
+// Content-Type and these decoded bytes.
+std::string smime_message(const std::string& content_type, std::string_view der) {
+    return "From: a@example.org\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: " + content_type +
+           "\r\nContent-Disposition: attachment; filename=\"smime.p7m\"\r\n"
+           "Content-Transfer-Encoding: base64\r\n\r\n" +
+           base64(der);
+}
+
+// fixture_der - the decoded CMS blob of an S/MIME fixture.
+std::string fixture_der(const std::string& name) {
+    return unbase64(between(load(name), "Content-Transfer-Encoding: base64\r\n\r\n", "\r\n\r\n"));
+}
+
 const char* const kFixtures[] = {"simple_base64.eml",  "quoted_printable.eml", "nested_rfc822.eml",
                                  "alternative.eml",    "single_text.eml",      "pgp_encrypted.eml",
-                                 "smime_enveloped.eml", "smime_signed.eml"};
+                                 "pgp_binary.eml",     "smime_enveloped.eml",  "smime_opaque_signed.eml",
+                                 "smime_signed.eml"};
 
 } // namespace
 
@@ -228,20 +357,142 @@ TEST_CASE("mime walker: single-part text message is part 1") {
     CHECK(r.preamble.empty());
 }
 
-TEST_CASE("mime walker: multipart/encrypted is one unscannable item, not descended") {
-    WalkResult r = walk(load("pgp_encrypted.eml"));
-    REQUIRE(ids(r) == "1,2");
+TEST_CASE("mime walker: genuine PGP/MIME (armour): only the OpenPGP message is unscannable") {
+    std::string raw = load("pgp_encrypted.eml");
+    WalkResult r = walk(raw);
+    REQUIRE(ids(r) == "1,2.1,2.2");
     CHECK(item(r, "1").scannable);
-    const ScanItem& enc = item(r, "2");
-    CHECK(enc.content_type == "multipart/encrypted");
+    const ScanItem& control = item(r, "2.1");
+    CHECK(control.content_type == "application/pgp-encrypted");
+    CHECK(control.scannable); // harmless, and scanning it costs nothing
+    CHECK(content(control).find("Version: 1") != std::string::npos);
+    const ScanItem& enc = item(r, "2.2");
+    CHECK(enc.content_type == "application/octet-stream");
+    CHECK(enc.filename == "encrypted.asc");
     CHECK_FALSE(enc.scannable);
     CHECK(enc.unscannable_reason == "encrypted (PGP/MIME)");
     CHECK_FALSE(enc.data);
-    CHECK(enc.size > 0);
-    CHECK(to_hex(enc.sha256) != sha(""));
+    // Size and hash cover the part's content: the armour block as sent.
+    std::string body = between(raw, "filename=\"encrypted.asc\"\r\n\r\n", "\r\n--enc--");
+    CHECK(enc.size == body.size());
+    CHECK(to_hex(enc.sha256) == sha(body));
+    CHECK_FALSE(noted(r, "not PGP/MIME"));
 }
 
-TEST_CASE("mime walker: S/MIME enveloped data is unscannable but hashed") {
+TEST_CASE("mime walker: genuine PGP/MIME (binary packets in base64): only the ciphertext is unscannable") {
+    WalkResult r = walk(load("pgp_binary.eml"));
+    REQUIRE(ids(r) == "1,2");
+    CHECK(item(r, "1").scannable);
+    const ScanItem& enc = item(r, "2");
+    CHECK_FALSE(enc.scannable);
+    CHECK(enc.unscannable_reason == "encrypted (PGP/MIME)");
+    std::string bin = gpg_binary();
+    REQUIRE(bin.size() > 100);
+    CHECK(enc.size == bin.size());
+    CHECK(to_hex(enc.sha256) == sha(bin));
+}
+
+TEST_CASE("mime walker: a multipart/encrypted that is not PGP/MIME hides nothing") {
+    auto all_scanned = [](const WalkResult& r, std::size_t n) {
+        REQUIRE(r.items.size() == n);
+        for (const auto& it : r.items) {
+            CAPTURE(it.part_id);
+            CHECK(it.scannable);
+            CHECK(it.data);
+        }
+        CHECK(noted(r, "multipart/encrypted that is not PGP/MIME: scanned as multipart"));
+    };
+    std::string text = "Content-Type: text/plain\r\n\r\nPlease see the invoice.\r\n";
+
+    SUBCASE("no protocol: the reported case, a text part and a base64 invoice.exe") {
+        WalkResult r = walk(wrapped("", {text, exe_part()}));
+        all_scanned(r, 2);
+        CHECK(ids(r) == "1,2");
+        CHECK(item(r, "2").filename == "invoice.exe");
+        CHECK(content(item(r, "2")) == exe_bytes());
+    }
+    SUBCASE("wrong protocol") {
+        all_scanned(walk(wrapped("protocol=\"application/pkcs7-mime\"; ", {kControlPart, exe_part()})), 2);
+    }
+    SUBCASE("right protocol, but the second part is a plain base64 exe") {
+        WalkResult r = walk(wrapped("protocol=\"application/pgp-encrypted\"; ", {kControlPart, exe_part()}));
+        all_scanned(r, 2);
+        CHECK(content(item(r, "2")) == exe_bytes());
+    }
+    SUBCASE("right protocol and real ciphertext, but a third part") {
+        WalkResult r = walk(wrapped("protocol=\"application/pgp-encrypted\"; ",
+                                    {kControlPart, octet_part(armour()), exe_part()}));
+        all_scanned(r, 3);
+        CHECK(content(item(r, "3")) == exe_bytes());
+    }
+    SUBCASE("the exe first, the ciphertext second") {
+        all_scanned(walk(wrapped("protocol=\"application/pgp-encrypted\"; ",
+                                 {exe_part(), octet_part(armour())})),
+                    2);
+    }
+    SUBCASE("control part without Version: 1") {
+        all_scanned(walk(wrapped("protocol=\"application/pgp-encrypted\"; ",
+                                 {"Content-Type: application/pgp-encrypted\r\n\r\nVersion: 2\r\n",
+                                  octet_part(armour())})),
+                    2);
+    }
+    SUBCASE("ciphertext part of another type") {
+        all_scanned(walk(wrapped("protocol=\"application/pgp-encrypted\"; ",
+                                 {kControlPart, "Content-Type: application/x-msdownload\r\n\r\n" + armour()})),
+                    2);
+    }
+    SUBCASE("text after the armour") {
+        all_scanned(walk(wrapped("protocol=\"application/pgp-encrypted\"; ",
+                                 {kControlPart, octet_part(armour() + "\r\nsee also http://x.example/a.exe\r\n")})),
+                    2);
+    }
+    SUBCASE("text before the armour") {
+        all_scanned(walk(wrapped("protocol=\"application/pgp-encrypted\"; ",
+                                 {kControlPart, octet_part("Hello\r\n" + armour())})),
+                    2);
+    }
+    SUBCASE("binary ciphertext cut short") {
+        std::string bin = gpg_binary();
+        std::string part = "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+                           base64(bin.substr(0, bin.size() - 10));
+        all_scanned(walk(wrapped("protocol=\"application/pgp-encrypted\"; ", {kControlPart, part})), 2);
+    }
+    SUBCASE("binary ciphertext with an exe appended") {
+        std::string part = "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+                           base64(gpg_binary() + exe_bytes());
+        all_scanned(walk(wrapped("protocol=\"application/pgp-encrypted\"; ", {kControlPart, part})), 2);
+    }
+    SUBCASE("the wrapper nested inside multipart/mixed") {
+        std::string m = "From: a@example.org\r\nContent-Type: multipart/mixed; boundary=\"out\"\r\n\r\n"
+                        "--out\r\n" + text + "--out\r\nContent-Type: multipart/encrypted; boundary=\"xyz\"\r\n\r\n"
+                        "--xyz\r\n" + text + "\r\n--xyz\r\n" + exe_part() + "\r\n--xyz--\r\n--out--\r\n";
+        WalkResult r = walk(m);
+        all_scanned(r, 3);
+        CHECK(ids(r) == "1,2.1,2.2");
+        CHECK(content(item(r, "2.2")) == exe_bytes());
+    }
+}
+
+TEST_CASE("mime walker: genuine PGP/MIME built in the test, armour and binary, LF too") {
+    std::string params = "protocol=\"application/pgp-encrypted\"; ";
+    std::string bin_part = "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+                           base64(gpg_binary());
+    for (const std::string& cipher : {octet_part(armour()), bin_part}) {
+        std::string m = wrapped(params, {kControlPart, cipher});
+        std::string lf;
+        for (char c : m)
+            if (c != '\r') lf += c;
+        for (const std::string& raw : {m, lf}) {
+            WalkResult r = walk(raw);
+            REQUIRE(ids(r) == "1,2");
+            CHECK(item(r, "1").scannable);
+            CHECK_FALSE(item(r, "2").scannable);
+            CHECK(item(r, "2").unscannable_reason == "encrypted (PGP/MIME)");
+        }
+    }
+}
+
+TEST_CASE("mime walker: genuine S/MIME enveloped data is unscannable but hashed") {
     WalkResult r = walk(load("smime_enveloped.eml"));
     REQUIRE(ids(r) == "1");
     const ScanItem& it = item(r, "1");
@@ -250,28 +501,87 @@ TEST_CASE("mime walker: S/MIME enveloped data is unscannable but hashed") {
     CHECK_FALSE(it.scannable);
     CHECK(it.unscannable_reason == "encrypted (S/MIME)");
     CHECK_FALSE(it.data);
-    CHECK(it.size == 1500);
-    CHECK(to_hex(it.sha256) == "3ffd37ae1bcdf218092296bff827e109fa2df95c4c8225811f7c54eae44b9196");
+    std::string der = fixture_der("smime_enveloped.eml");
+    CHECK(it.size == der.size());
+    CHECK(to_hex(it.sha256) == sha(der));
 }
 
-TEST_CASE("mime walker: pkcs7-mime variants by smime-type") {
-    auto one = [](const std::string& ct) {
-        std::string m = "From: a@example.org\nContent-Type: " + ct +
-                        "\nContent-Transfer-Encoding: base64\n\nAAECAwQF\n";
-        WalkResult r = walk(crlf(m));
-        REQUIRE(r.items.size() == 1);
-        return r.items[0];
+TEST_CASE("mime walker: pkcs7-mime is judged by its bytes, not by its label") {
+    auto one = [](const std::string& ct, std::string_view der) {
+        WalkResult r = walk(smime_message(ct, der));
+        REQUIRE(r.items.size() >= 1);
+        return r;
     };
-    CHECK(one("application/pkcs7-mime; name=smime.p7m").unscannable_reason == "encrypted (S/MIME)");
-    CHECK(one("application/x-pkcs7-mime; smime-type=enveloped-data").unscannable_reason ==
-          "encrypted (S/MIME)");
-    CHECK(one("application/pkcs7-mime; smime-type=authEnveloped-data").unscannable_reason ==
-          "encrypted (S/MIME)");
-    CHECK(one("Application/PKCS7-MIME; smime-type=signed-data").unscannable_reason ==
-          "opaque-signed (S/MIME)");
-    ScanItem certs = one("application/pkcs7-mime; smime-type=certs-only");
-    CHECK(certs.scannable);
-    CHECK(certs.size == 6);
+    std::string enveloped = fixture_der("smime_enveloped.eml");
+    std::string garbage = exe_bytes();
+
+    SUBCASE("enveloped-data label on garbage: scanned as a part") {
+        for (std::string ct : {"application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m",
+                               "application/x-pkcs7-mime; smime-type=enveloped-data",
+                               "application/pkcs7-mime; name=smime.p7m",
+                               "application/pkcs7-mime; smime-type=authEnveloped-data"}) {
+            CAPTURE(ct);
+            WalkResult r = one(ct, garbage);
+            REQUIRE(r.items.size() == 1);
+            CHECK(r.items[0].scannable);
+            CHECK(content(r.items[0]) == garbage);
+            CHECK(noted(r, "application/pkcs7-mime that is not CMS: scanned as a part"));
+        }
+    }
+    SUBCASE("a DER header of envelopedData in front of an exe: scanned") {
+        // SEQUENCE, OID 1.2.840.113549.1.7.3, [0]: the first bytes are right,
+        // the structure is not.
+        std::string fake = std::string("\x30\x82\x01\x40\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x03\xa0\x82\x01\x31", 19) +
+                           garbage;
+        WalkResult r = one("application/pkcs7-mime; smime-type=enveloped-data", fake);
+        CHECK(r.items[0].scannable);
+        CHECK(content(r.items[0]) == fake);
+    }
+    SUBCASE("genuine envelopedData with an exe appended: scanned") {
+        WalkResult r = one("application/pkcs7-mime; smime-type=enveloped-data", enveloped + garbage);
+        CHECK(r.items[0].scannable);
+    }
+    SUBCASE("genuine envelopedData under other labels is still encrypted") {
+        for (std::string ct : {"application/x-pkcs7-mime; name=smime.p7m", "application/pkcs7-mime; smime-type=signed-data"}) {
+            CAPTURE(ct);
+            WalkResult r = one(ct, enveloped);
+            REQUIRE(r.items.size() == 1);
+            CHECK_FALSE(r.items[0].scannable);
+            CHECK(r.items[0].unscannable_reason == "encrypted (S/MIME)");
+        }
+    }
+    SUBCASE("certs-only and unknown bytes stay scannable") {
+        WalkResult r = one("application/pkcs7-mime; smime-type=certs-only", std::string_view("\x00\x01\x02\x03\x04\x05", 6));
+        CHECK(r.items[0].scannable);
+        CHECK(r.items[0].size == 6);
+    }
+}
+
+TEST_CASE("mime walker: opaque S/MIME signed data is scanned and its content walked") {
+    WalkResult r = walk(load("smime_opaque_signed.eml"));
+    REQUIRE(ids(r) == "1,1.1,1.2");
+    const ScanItem& blob = item(r, "1");
+    CHECK(blob.content_type == "application/pkcs7-mime");
+    CHECK(blob.scannable);
+    CHECK(blob.unscannable_reason.empty());
+    CHECK(content(blob) == fixture_der("smime_opaque_signed.eml"));
+    CHECK(content(item(r, "1.1")).find("Signed inside the CMS blob.") == 0);
+    CHECK(item(r, "1.2").filename == "inner.bin");
+    CHECK(content(item(r, "1.2")) == "INNER-ATTACHMENT-BYTES");
+    for (const auto& it : r.items) CHECK(it.scannable);
+}
+
+TEST_CASE("mime walker: encryption checks keep the depth and part limits") {
+    WalkLimits lim;
+    lim.max_parts = 2; // the wrapper and one child
+    WalkResult r = walk(wrapped("", {"Content-Type: text/plain\r\n\r\nx\r\n", exe_part()}), lim);
+    CHECK(r.limit_hit);
+    CHECK(r.items.back().part_id == "0");
+    lim = {};
+    lim.max_depth = 0; // no room for the content inside signedData
+    WalkResult s = walk(load("smime_opaque_signed.eml"), lim);
+    CHECK(s.limit_hit);
+    CHECK(s.items.back().part_id == "0");
 }
 
 TEST_CASE("mime walker: multipart/signed is descended, signature scanned too") {

@@ -3,7 +3,9 @@
 // SUMMARY
 //   Walks every leaf (nested message/rfc822 and every alternative
 //   included), decodes the transfer encoding into a per-part Spool while
-//   hashing it, and marks encrypted or oversized parts unscannable.
+//   hashing it, and marks oversized parts unscannable, and encrypted
+//   parts too when their bytes are ciphertext (see encryption.hpp); a
+//   part or wrapper that only claims encryption is scanned like any other.
 // DIAGNOSTICS
 //   Throws std::runtime_error when the message cannot be parsed at all;
 //   limits never throw, they set limit_hit and add a whole-message item.
