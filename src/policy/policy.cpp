@@ -41,6 +41,16 @@ void set_reply(Decision& d, const std::string& reject_text, const std::string& t
 
 } // namespace
 
+// to_string - the X-Virus-Status words.
+const char* to_string(MessageStatus s) noexcept {
+    switch (s) {
+    case MessageStatus::Clean: return "Clean";
+    case MessageStatus::Infected: return "Infected";
+    case MessageStatus::Unscanned: return "Unscanned";
+    }
+    return "Unscanned";
+}
+
 // reply_safe - restrict to characters that cannot break an SMTP reply.
 std::string reply_safe(std::string_view text) {
     std::string out;
@@ -57,7 +67,7 @@ std::string reply_safe(std::string_view text) {
 Decision fail_decision(const Config& config, std::string reason) {
     Decision d;
     d.action = config.on_fail;
-    d.status = "Unscanned";
+    d.status = MessageStatus::Unscanned;
     d.reason = std::move(reason);
     set_reply(d, "Message could not be scanned for viruses", "Virus scan failed, please try again later");
     return d;
@@ -101,22 +111,22 @@ Decision decide(const Config& config, const std::vector<Verdict>& verdicts) {
     if (unscannable) propose(config.on_unscannable);
 
     if (infected) {
-        d.status = "Infected";
+        d.status = MessageStatus::Infected;
         std::string names;
         for (const auto& t : d.threats) names += (names.empty() ? "" : ", ") + t;
         d.reason = "infected: " + names;
         set_reply(d, "Virus found: " + names, "Virus found: " + names + ", message deferred");
     } else if (failed) {
-        d.status = "Unscanned";
+        d.status = MessageStatus::Unscanned;
         d.reason = "scan failed: " + fail_reason;
         set_reply(d, "Message could not be scanned for viruses", "Virus scan failed, please try again later");
     } else if (unscannable) {
-        d.status = "Unscanned";
+        d.status = MessageStatus::Unscanned;
         d.reason = "unscannable: " + unscannable_reason;
         set_reply(d, "Message contains content that cannot be scanned",
                   "Message contains content that cannot be scanned, please try again later");
     } else {
-        d.status = "Clean";
+        d.status = MessageStatus::Clean;
         d.reason = "clean";
     }
     return d;

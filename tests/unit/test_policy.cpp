@@ -25,7 +25,7 @@ TEST_CASE("policy: all clean is accepted as Clean") {
     Config c;
     auto d = decide(c, {v(VerdictKind::Clean), v(VerdictKind::Clean)});
     CHECK(d.action == Action::Accept);
-    CHECK(d.status == "Clean");
+    CHECK(d.status == MessageStatus::Clean);
     CHECK(d.rcode.empty());
 }
 
@@ -44,7 +44,7 @@ TEST_CASE("policy: defaults per category") {
     for (const auto& r : rows) {
         auto d = decide(c, r.in);
         CHECK(d.action == r.action);
-        CHECK(d.status == r.status);
+        CHECK(std::string(to_string(d.status)) == r.status);
         CHECK(d.rcode == r.rcode);
     }
 }
@@ -55,7 +55,7 @@ TEST_CASE("policy: configured actions and strictest wins") {
     c.on_fail = Action::Tempfail;
     auto d = decide(c, {v(VerdictKind::Infected, "Eicar"), v(VerdictKind::Error, "reset")});
     CHECK(d.action == Action::Tempfail);
-    CHECK(d.status == "Infected");
+    CHECK(d.status == MessageStatus::Infected);
 
     c.on_infected = Action::Discard;
     d = decide(c, {v(VerdictKind::Infected, "Eicar")});
@@ -93,5 +93,5 @@ TEST_CASE("policy: fail_decision follows OnFail") {
     c.on_fail = Action::Accept;
     auto d = fail_decision(c, "spool");
     CHECK(d.action == Action::Accept);
-    CHECK(d.status == "Unscanned");
+    CHECK(d.status == MessageStatus::Unscanned);
 }

@@ -14,10 +14,17 @@
 
 namespace icapm {
 
+// MessageStatus - the X-Virus-Status of a message. Clean is the claim
+// that every part was scanned by a scanner known to scan.
+enum class MessageStatus { Clean, Infected, Unscanned };
+
+// to_string - "Clean", "Infected", "Unscanned" (headers, logs).
+const char* to_string(MessageStatus s) noexcept;
+
 // Decision - what to do with one message.
 struct Decision {
     Action action = Action::Tempfail;
-    std::string status;        // X-Virus-Status value: Clean | Infected | Unscanned
+    MessageStatus status = MessageStatus::Unscanned; // X-Virus-Status
     std::string rcode;         // SMTP reply code for reject/tempfail ("550", "451")
     std::string xcode;         // enhanced status code ("5.7.1", "4.7.1")
     std::string reply;         // reply text (already safe for smfi_setreply)
