@@ -53,9 +53,9 @@ std::string scan_name(const ScanItem& item) {
 void count_outcome(const Decision& d) {
     auto& k = counters();
     ++k.examined;
-    if (d.status == "Infected")
+    if (d.status == MessageStatus::Infected)
         ++k.infected;
-    else if (d.status == "Clean")
+    else if (d.status == MessageStatus::Clean)
         ++k.virus_free;
     else
         ++k.unscanned;
@@ -101,7 +101,7 @@ bool check_token(const Runtime& rt, const MessageContext& msg, const WalkResult&
 // failures, nor for MIME we could not walk completely).
 std::string sign_token(const Runtime& rt, const WalkResult& walk, const std::vector<Verdict>& verdicts,
                        const Decision& d) {
-    if (!rt.tokens.own || d.action != Action::Accept || d.status != "Clean") return {};
+    if (!rt.tokens.own || d.action != Action::Accept || d.status != MessageStatus::Clean) return {};
     if (walk.limit_hit || walk.ambiguous || verdicts.empty()) return {};
     std::string istag;
     for (const auto& v : verdicts) {
