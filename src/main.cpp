@@ -2,10 +2,12 @@
 //   main.cpp - icap-milter: command line, start-up order, signals
 // SUMMARY
 //   Reads the config, opens privileged things (milter socket, pid file,
-//   the scan-token signing key), drops to User, starts the scanner pool
+//   the scan-token signing key, the TLS CA file, client certificate and
+//   key), drops to User, starts the scanner pool
 //   and runs libmilter's loop in its own thread. The main thread owns
 //   the signals: SIGHUP reloads the config as an atomic snapshot swap
-//   (a bad file keeps the old one),
+//   (a bad file keeps the old one; TLS files User may not read keep
+//   their contents from before, with a warning),
 //   SIGTERM and SIGINT stop accepting, drain open sessions and exit.
 // DIAGNOSTICS
 //   Exit status: 0 normal stop or a good -t; 78 (EX_CONFIG) bad config;
@@ -162,7 +164,8 @@ private:
             if (old && (old->config->socket != config->socket || old->config->user != config->user ||
                         old->config->pid_file != config->pid_file))
                 spdlog::warn("reload: Socket, User and PidFile changes take effect only after a restart");
-            auto rt = icapm::make_runtime(config, reload_tokens(*config, old));
+            auto tls_files = icapm::load_tls_files(*config, old ? old->tls_files.get() : nullptr);
+            auto rt = icapm::make_runtime(config, reload_tokens(*config, old), std::move(tls_files));
             icapm::log_init(config->log_target, config->log_level);
             icapm::install_runtime(rt);
             spdlog::info("reload: configuration {} loaded", path_);
@@ -244,12 +247,14 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
         if (!config->pid_file.empty()) pid_file.emplace(config->pid_file);
         // The token signing key is readable only by root (or its owner): read it now.
         icapm::TokenKeys tokens = icapm::load_token_keys(*config);
+        // So are the TLS client key and often the CA and certificate.
+        auto tls_files = icapm::load_tls_files(*config, nullptr);
         icapm::drop_privileges(config->user);
         if (tokens.enabled())
             spdlog::info("scan tokens: {}signing key {}, {} trusted key(s)", tokens.own ? "" : "no ",
                          tokens.own ? tokens.own->public_key().thumbprint() : std::string("-"),
                          tokens.trusted ? tokens.trusted->size() : 0);
-        icapm::install_runtime(icapm::make_runtime(config, std::move(tokens)));
+        icapm::install_runtime(icapm::make_runtime(config, std::move(tokens), std::move(tls_files)));
     } catch (const std::exception& e) {
         spdlog::critical("start-up failed: {}", e.what());
         return 1;

@@ -3,13 +3,22 @@
 // DIAGNOSTICS
 //   make_runtime() throws std::runtime_error when the scanner cannot be
 //   built (bad URI, unreadable CA file); reload keeps the old runtime then.
+//   load_tls_files() warns for each TLS file it keeps from before because
+//   it may no longer be read.
 #include "icap-milter/milter/runtime.hpp"
 
 #include "icap-milter/common/sha256.hpp"
 
+#include "icap-milter/scan/server_spec.hpp"
+
+#include <pwd.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <climits>
+#include <cstring>
 #include <mutex>
 
 namespace icapm {
@@ -17,7 +26,51 @@ namespace icapm {
 namespace {
 std::mutex runtime_mutex;
 std::shared_ptr<const Runtime> runtime_now;
+
+// uses_tls - true when some IcapServer is icaps:// (a bad line: false,
+// and building the scanner reports it).
+bool uses_tls(const Config& config) {
+    try {
+        const auto specs = parse_server_specs(config.icap_servers);
+        return std::any_of(specs.begin(), specs.end(), [](const ServerSpec& s) { return s.uri.tls; });
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+// user_name - who we run as, for log lines.
+std::string user_name() {
+    const passwd* pw = getpwuid(geteuid());
+    return pw ? std::string(pw->pw_name) : "uid " + std::to_string(geteuid());
+}
 } // namespace
+
+// load_tls_files - read what the TLS context will need; keep old contents
+// of files the current user may not read.
+std::shared_ptr<const TlsFiles> load_tls_files(const Config& config, const TlsFiles* previous,
+                                               const TlsFileReader& read) {
+    auto files = std::make_shared<TlsFiles>();
+    if (!uses_tls(config)) return files;
+    const std::pair<const char*, const std::string*> keys[] = {{"TlsCAFile", &config.tls_ca_file},
+                                                               {"TlsCertFile", &config.tls_cert_file},
+                                                               {"TlsKeyFile", &config.tls_key_file}};
+    for (const auto& [key, path] : keys) {
+        if (path->empty()) continue;
+        TlsFileRead r = read(*path);
+        if (r.error == 0) {
+            files->set(*path, std::move(r.contents));
+            continue;
+        }
+        const std::string* old = previous ? previous->find(*path) : nullptr;
+        if (old && (r.error == EACCES || r.error == EPERM)) {
+            files->set(*path, *old);
+            spdlog::warn("reload: {} file={} is not readable by user {} ({}); the previously loaded contents "
+                         "stay in use",
+                         key, *path, user_name(), std::strerror(r.error));
+        }
+    }
+    return files;
+}
 
 // current_runtime - snapshot under the lock.
 std::shared_ptr<const Runtime> current_runtime() {
@@ -37,7 +90,8 @@ void install_runtime(std::shared_ptr<const Runtime> rt) {
 }
 
 // make_runtime - scanner, token keys, and the host name our headers name.
-std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const Config> config, TokenKeys tokens) {
+std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const Config> config, TokenKeys tokens,
+                                            std::shared_ptr<const TlsFiles> tls_files) {
     auto rt = std::make_shared<Runtime>();
     rt->hostname = config->report_hostname;
     if (rt->hostname.empty()) {
@@ -49,7 +103,12 @@ std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const Config> config
     h.update(dump_config(*config));
     rt->config_id = to_hex(h.finish()).substr(0, 16);
     rt->tokens = std::move(tokens);
-    rt->scanner = std::make_shared<Scanner>(config);
+    {
+        // The scanner builds its TLS context here, in this thread.
+        TlsPreloadScope preloaded(tls_files.get());
+        rt->scanner = std::make_shared<Scanner>(config);
+    }
+    rt->tls_files = std::move(tls_files);
     rt->config = std::move(config);
     return rt;
 }

@@ -11,6 +11,10 @@
 //   by poll() with the caller's deadline, in both directions.
 //   Each OpenSSL object has exactly one owner: SSL_CTX in TlsContext,
 //   SSL in TlsConnection, the kept SSL_SESSION in TlsResumption.
+//   PEM files are read into memory and parsed from there, so contents
+//   read before the privilege drop (TlsFiles, TlsPreloadScope) and files
+//   read now take the same path. TlsCAPath is looked up by OpenSSL at
+//   each handshake and is therefore read as User.
 // DIAGNOSTICS
 //   Configuration errors throw std::runtime_error with OpenSSL's reasons.
 //   Handshake failures name the verification error when there is one.
@@ -18,7 +22,11 @@
 //   around every SSL call unless the process already ignores it.
 #include "icap-milter/net/tls.hpp"
 
+#include "icap-milter/common/unique_fd.hpp"
+
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -26,9 +34,11 @@
 #include <spdlog/spdlog.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -49,6 +59,126 @@ std::string ssl_errors() {
         out += buf;
     }
     return out.empty() ? "unknown TLS error" : out;
+}
+
+// The largest PEM file read: system CA bundles are about 200 KiB.
+constexpr std::size_t kMaxPemSize = 4u << 20;
+
+// The preloaded files TlsContexts built in this thread use (TlsPreloadScope).
+thread_local const TlsFiles* preloaded_files = nullptr;
+
+// wipe - overwrite a string's bytes (key material) before it is freed.
+void wipe(std::string& s) noexcept {
+    if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
+}
+
+// Pem - the text of one PEM file for the constructor; wiped when done.
+struct Pem {
+    std::string text;
+    ~Pem() { wipe(text); }
+};
+
+// load_pem - the preloaded contents of path, or the file read now.
+void load_pem(const std::string& path, const char* what, Pem& out) {
+    if (preloaded_files)
+        if (const std::string* found = preloaded_files->find(path)) {
+            out.text = *found;
+            return;
+        }
+    TlsFileRead r = read_tls_file(path);
+    if (r.error != 0)
+        throw std::runtime_error(fmt::format("TLS: cannot read {} \"{}\": {}", what, path, std::strerror(r.error)));
+    out.text = std::move(r.contents);
+    wipe(r.contents);
+}
+
+// BioFree - release a BIO.
+struct BioFree {
+    void operator()(BIO* p) const noexcept { BIO_free(p); }
+};
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+
+// X509Free - release a certificate.
+struct X509Free {
+    void operator()(X509* p) const noexcept { X509_free(p); }
+};
+
+// InfoStackFree - release a stack of X509_INFO and its entries.
+struct InfoStackFree {
+    void operator()(STACK_OF(X509_INFO)* p) const noexcept { sk_X509_INFO_pop_free(p, X509_INFO_free); }
+};
+
+// PkeyFree - release a key.
+struct PkeyFree {
+    void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
+};
+
+// no_password - PEM password callback: encrypted keys are refused, not prompted for.
+int no_password(char*, int, int, void*) { return -1; }
+
+// mem_bio - a read-only BIO over text (text must outlive it).
+BioPtr mem_bio(const std::string& text) {
+    BioPtr bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+    if (!bio) throw std::runtime_error("TLS: out of memory");
+    return bio;
+}
+
+// pem_at_end - true when the last PEM read stopped at the end of the data
+// (no further BEGIN line), which is not an error; clears that error.
+bool pem_at_end() {
+    const unsigned long e = ERR_peek_last_error();
+    if (e != 0 && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)) return false;
+    ERR_clear_error();
+    return true;
+}
+
+// load_ca_pem - add every certificate (and CRL) of a PEM bundle to the store.
+void load_ca_pem(SSL_CTX* c, const std::string& pem, const std::string& path) {
+    BioPtr bio = mem_bio(pem);
+    std::unique_ptr<STACK_OF(X509_INFO), InfoStackFree> infos(
+        PEM_X509_INFO_read_bio(bio.get(), nullptr, no_password, nullptr));
+    if (!infos) throw std::runtime_error(fmt::format("TLS: cannot load CA file \"{}\": {}", path, ssl_errors()));
+    X509_STORE* store = SSL_CTX_get_cert_store(c);
+    int certs = 0;
+    for (int i = 0; i < sk_X509_INFO_num(infos.get()); ++i) {
+        const X509_INFO* info = sk_X509_INFO_value(infos.get(), i);
+        if (info->x509) {
+            if (X509_STORE_add_cert(store, info->x509) != 1)
+                throw std::runtime_error(fmt::format("TLS: CA file \"{}\": {}", path, ssl_errors()));
+            ++certs;
+        }
+        if (info->crl && X509_STORE_add_crl(store, info->crl) != 1)
+            throw std::runtime_error(fmt::format("TLS: CA file \"{}\": {}", path, ssl_errors()));
+    }
+    if (certs == 0) throw std::runtime_error(fmt::format("TLS: CA file \"{}\" holds no certificate", path));
+}
+
+// load_chain_pem - the client certificate, then any chain certificates after it.
+void load_chain_pem(SSL_CTX* c, const std::string& pem, const std::string& path) {
+    BioPtr bio = mem_bio(pem);
+    std::unique_ptr<X509, X509Free> leaf(PEM_read_bio_X509_AUX(bio.get(), nullptr, no_password, nullptr));
+    if (!leaf || SSL_CTX_use_certificate(c, leaf.get()) != 1)
+        throw std::runtime_error(fmt::format("TLS: cannot load client certificate \"{}\": {}", path, ssl_errors()));
+    if (SSL_CTX_clear_chain_certs(c) != 1)
+        throw std::runtime_error("TLS: cannot reset the client certificate chain: " + ssl_errors());
+    while (X509* extra = PEM_read_bio_X509(bio.get(), nullptr, no_password, nullptr)) {
+        if (SSL_CTX_add0_chain_cert(c, extra) != 1) {
+            X509_free(extra);
+            throw std::runtime_error(fmt::format("TLS: client certificate chain \"{}\": {}", path, ssl_errors()));
+        }
+    }
+    if (!pem_at_end())
+        throw std::runtime_error(fmt::format("TLS: client certificate chain \"{}\": {}", path, ssl_errors()));
+}
+
+// load_key_pem - the client's private key (unencrypted PEM).
+void load_key_pem(SSL_CTX* c, const std::string& pem, const std::string& path) {
+    BioPtr bio = mem_bio(pem);
+    std::unique_ptr<EVP_PKEY, PkeyFree> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_password, nullptr));
+    if (!key || SSL_CTX_use_PrivateKey(c, key.get()) != 1)
+        throw std::runtime_error(fmt::format("TLS: cannot load client key \"{}\" (encrypted keys are not "
+                                             "supported): {}",
+                                             path, ssl_errors()));
 }
 
 // SslFree - release an SSL object.
@@ -210,6 +340,67 @@ private:
 
 } // namespace
 
+// ~TlsFiles - wipe every file's bytes.
+TlsFiles::~TlsFiles() {
+    for (auto& [path, text] : by_path_) wipe(text);
+}
+
+// set - keep contents for path; old contents are wiped.
+void TlsFiles::set(const std::string& path, std::string contents) {
+    auto [it, fresh] = by_path_.try_emplace(path);
+    if (!fresh) wipe(it->second);
+    it->second = std::move(contents);
+}
+
+// find - the contents kept for path.
+const std::string* TlsFiles::find(const std::string& path) const {
+    auto it = by_path_.find(path);
+    return it == by_path_.end() ? nullptr : &it->second;
+}
+
+// read_tls_file - open, check it is a bounded regular file, read it whole.
+TlsFileRead read_tls_file(const std::string& path) {
+    TlsFileRead r;
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0) {
+        r.error = errno;
+        return r;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        r.error = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+        return r;
+    }
+    if (static_cast<std::size_t>(st.st_size) > kMaxPemSize) {
+        r.error = EFBIG;
+        return r;
+    }
+    r.contents.resize(static_cast<std::size_t>(st.st_size));
+    std::size_t got = 0;
+    while (got < r.contents.size()) {
+        const ssize_t n = ::read(fd.get(), r.contents.data() + got, r.contents.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            r.error = errno;
+            wipe(r.contents);
+            r.contents.clear();
+            return r;
+        }
+        if (n == 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    r.contents.resize(got);
+    return r;
+}
+
+// TlsPreloadScope - point this thread's contexts at files.
+TlsPreloadScope::TlsPreloadScope(const TlsFiles* files) noexcept : previous_(preloaded_files) {
+    preloaded_files = files;
+}
+
+// ~TlsPreloadScope - back to what was there before.
+TlsPreloadScope::~TlsPreloadScope() { preloaded_files = previous_; }
+
 // CtxFree - release the SSL_CTX.
 void TlsContext::CtxFree::operator()(SSL_CTX* p) const noexcept { SSL_CTX_free(p); }
 
@@ -257,10 +448,13 @@ TlsContext::TlsContext(const TlsSettings& s)
             spdlog::warn("TLS to ICAP servers: host name verification is off (TlsVerifyHostname no); "
                          "any certificate from a trusted CA is accepted");
         if (!s.ca_file.empty() || !s.ca_path.empty()) {
-            if (SSL_CTX_load_verify_locations(c, s.ca_file.empty() ? nullptr : s.ca_file.c_str(),
-                                              s.ca_path.empty() ? nullptr : s.ca_path.c_str()) != 1)
-                throw std::runtime_error(fmt::format("TLS: cannot load CA file \"{}\" / path \"{}\": {}",
-                                                     s.ca_file, s.ca_path, ssl_errors()));
+            if (!s.ca_file.empty()) {
+                Pem ca;
+                load_pem(s.ca_file, "CA file", ca);
+                load_ca_pem(c, ca.text, s.ca_file);
+            }
+            if (!s.ca_path.empty() && SSL_CTX_load_verify_locations(c, nullptr, s.ca_path.c_str()) != 1)
+                throw std::runtime_error(fmt::format("TLS: cannot use CA path \"{}\": {}", s.ca_path, ssl_errors()));
         } else if (SSL_CTX_set_default_verify_paths(c) != 1) {
             throw std::runtime_error("TLS: cannot load the system CA store: " + ssl_errors());
         }
@@ -274,12 +468,11 @@ TlsContext::TlsContext(const TlsSettings& s)
     if (s.client_cert.empty() != s.client_key.empty())
         throw std::runtime_error("TLS: client certificate and key must be given together");
     if (!s.client_cert.empty()) {
-        if (SSL_CTX_use_certificate_chain_file(c, s.client_cert.c_str()) != 1)
-            throw std::runtime_error(fmt::format("TLS: cannot load client certificate \"{}\": {}",
-                                                 s.client_cert, ssl_errors()));
-        if (SSL_CTX_use_PrivateKey_file(c, s.client_key.c_str(), SSL_FILETYPE_PEM) != 1)
-            throw std::runtime_error(fmt::format("TLS: cannot load client key \"{}\": {}", s.client_key,
-                                                 ssl_errors()));
+        Pem cert, key;
+        load_pem(s.client_cert, "client certificate", cert);
+        load_chain_pem(c, cert.text, s.client_cert);
+        load_pem(s.client_key, "client key", key);
+        load_key_pem(c, key.text, s.client_key);
         if (SSL_CTX_check_private_key(c) != 1)
             throw std::runtime_error("TLS: client key does not match its certificate: " + ssl_errors());
     }

@@ -5,7 +5,10 @@
 //   (chain, host name, SNI), TLS 1.2 or later. tls_connect() opens one
 //   verified, non-blocking TLS connection; TlsResumption keeps the last
 //   session of a server so a reconnect can resume instead of a full
-//   handshake.
+//   handshake. The CA file, client certificate and key may be read ahead
+//   of time (before the privilege drop, and again on reload) into a
+//   TlsFiles table; a TlsPreloadScope makes the contexts built in its
+//   thread take the contents from there instead of opening the paths.
 // DIAGNOSTICS
 //   The constructor throws std::runtime_error with OpenSSL's reason when
 //   the CA file, certificate or key cannot be loaded, or the settings are
@@ -18,6 +21,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,6 +42,49 @@ struct TlsSettings {
     std::string ciphers;      // OpenSSL cipher list (optional)
     bool verify_hostname = true; // check the name (or IP) against the certificate
     bool accept_expired = false; // skip only the expiry check (chain and name still verified)
+};
+
+// TlsFiles - contents of TLS files (PEM) read ahead of use, by path. The
+// bytes (a private key among them) are wiped when the table goes.
+class TlsFiles {
+public:
+    TlsFiles() = default;
+    ~TlsFiles();
+    TlsFiles(const TlsFiles&) = delete;
+    TlsFiles& operator=(const TlsFiles&) = delete;
+    // set - remember contents for path (replacing what was there).
+    void set(const std::string& path, std::string contents);
+    // find - the contents read for path, or nullptr.
+    const std::string* find(const std::string& path) const;
+    // size - how many files the table holds.
+    std::size_t size() const noexcept { return by_path_.size(); }
+
+private:
+    std::map<std::string, std::string> by_path_;
+};
+
+// TlsFileRead - read_tls_file's answer: the contents, or errno when error != 0.
+struct TlsFileRead {
+    std::string contents;
+    int error = 0;
+};
+
+// read_tls_file - a whole PEM file (regular file, at most 4 MiB; EFBIG
+// past that), read as the process is now.
+TlsFileRead read_tls_file(const std::string& path);
+
+// TlsPreloadScope - while it lives, TlsContexts built by this thread take
+// the CA file, client certificate and key from files when it holds their
+// path, and read the path otherwise. Scopes nest; files may be null.
+class TlsPreloadScope {
+public:
+    explicit TlsPreloadScope(const TlsFiles* files) noexcept;
+    ~TlsPreloadScope();
+    TlsPreloadScope(const TlsPreloadScope&) = delete;
+    TlsPreloadScope& operator=(const TlsPreloadScope&) = delete;
+
+private:
+    const TlsFiles* previous_;
 };
 
 // TlsPeerInfo - what an operator wants to know about a TLS connection.
