@@ -27,6 +27,7 @@
 #include "icap-milter/icap/rules.hpp"
 #include "icap-milter/net/socket.hpp"
 #include "icap-milter/net/tls.hpp"
+#include "icap-milter/scan/pump.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -60,138 +61,6 @@ struct SourceError : std::runtime_error {
 
 // Outcome - how one exchange attempt ended.
 enum class Outcome { Done, Stale, Failed };
-
-// Pump - drives one request/response over a connection, reading while it
-// writes, with the session's deadlines.
-class Pump {
-public:
-    enum class Step { Sent, Reply, Failed };
-
-    Pump(Connection& c, ResponseParser& p, const Timeouts& t, Deadline overall, std::vector<char>& rbuf)
-        : c_(c), p_(p), t_(t), overall_(overall), rbuf_(rbuf) {}
-
-    // send - write all of data; Reply if the server answered first.
-    Step send(std::string_view data) {
-        std::size_t pos = 0;
-        while (pos < data.size()) {
-            if (p_.state() != ResponseParser::State::NeedMore) return Step::Reply;
-            if (c_.has_buffered_input()) {
-                if (!do_read()) return Step::Failed;
-                continue;
-            }
-            short ev = static_cast<short>(read_events_ | (write_wants_read_ ? POLLIN : POLLOUT));
-            int rev = wait_fd(c_.fd(), ev, deadline());
-            if (rev == 0) return timeout("sending the request");
-            if (rev < 0) return failure(fmt::format("poll: {}", std::strerror(errno)), false);
-            if (rev & (POLLIN | POLLHUP | POLLERR)) {
-                if (!do_read()) return Step::Failed;
-                if (p_.state() != ResponseParser::State::NeedMore) continue;
-            }
-            if ((rev & (POLLOUT | POLLERR | POLLHUP)) || (write_wants_read_ && (rev & POLLIN))) {
-                IoResult w = c_.write_some(data.substr(pos));
-                write_wants_read_ = false;
-                if (w.status == IoStatus::Ok) {
-                    pos += w.bytes;
-                } else if (w.status == IoStatus::WantRead) {
-                    write_wants_read_ = true;
-                } else if (w.status != IoStatus::WantWrite) {
-                    // The server may have answered and closed: read what it said.
-                    Step s = receive();
-                    if (s == Step::Reply) return s;
-                    error_ = w.error.empty() ? "connection closed while sending" : w.error;
-                    disconnected_ = w.disconnected() || disconnected_;
-                    return Step::Failed;
-                }
-            }
-        }
-        return Step::Sent;
-    }
-
-    // receive - read until the parser stops needing bytes.
-    Step receive() {
-        while (p_.state() == ResponseParser::State::NeedMore) {
-            if (!c_.has_buffered_input()) {
-                int rev = wait_fd(c_.fd(), read_events_, deadline());
-                if (rev == 0) return timeout("waiting for the reply");
-                if (rev < 0) return failure(fmt::format("poll: {}", std::strerror(errno)), false);
-            }
-            if (!do_read()) return Step::Failed;
-        }
-        return Step::Reply;
-    }
-
-    bool auto_continue = true;   // resume() after a 100 nobody waits for
-    const std::string& error() const noexcept { return error_; }
-    bool disconnected() const noexcept { return disconnected_; }
-    bool peer_closed() const noexcept { return peer_closed_; }
-
-private:
-    // deadline - the nearest of: one io wait, the reply's header part, the call.
-    Deadline deadline() {
-        auto now = SteadyClock::now();
-        Deadline d = std::min(now + t_.io, overall_);
-        if (p_.in_headers()) {
-            if (!header_start_) header_start_ = now;
-            d = std::min(d, *header_start_ + t_.io);
-        } else {
-            header_start_.reset();
-        }
-        return d;
-    }
-
-    // do_read - one non-blocking read fed to the parser; false on failure.
-    bool do_read() {
-        IoResult r = c_.read_some(std::span<char>(rbuf_.data(), rbuf_.size()));
-        switch (r.status) {
-        case IoStatus::Ok:
-            p_.feed(std::string_view(rbuf_.data(), r.bytes));
-            while (p_.state() == ResponseParser::State::Continue && auto_continue) p_.resume();
-            if (p_.state() == ResponseParser::State::Error) {
-                failure("ICAP protocol error: " + p_.error(), false);
-                return false;
-            }
-            return true;
-        case IoStatus::WantRead: read_events_ = POLLIN; return true;
-        case IoStatus::WantWrite: read_events_ = POLLOUT; return true;
-        case IoStatus::Eof:
-            peer_closed_ = true;
-            read_events_ = POLLIN;
-            if (p_.state() != ResponseParser::State::NeedMore) return true;
-            failure(p_.bytes_seen() == 0 ? "connection closed before any reply"
-                                         : "connection closed in the middle of the reply",
-                    true);
-            return false;
-        default:
-            failure(r.error, r.disconnected());
-            return false;
-        }
-    }
-
-    // failure - record why the exchange failed.
-    Step failure(std::string why, bool disconnected) {
-        if (error_.empty()) error_ = std::move(why);
-        disconnected_ = disconnected_ || disconnected;
-        return Step::Failed;
-    }
-
-    // timeout - a deadline passed.
-    Step timeout(const char* doing) {
-        bool total = SteadyClock::now() >= overall_;
-        return failure(fmt::format("timed out {}{}", doing, total ? " (total time limit)" : ""), false);
-    }
-
-    Connection& c_;
-    ResponseParser& p_;
-    const Timeouts& t_;
-    Deadline overall_;
-    std::vector<char>& rbuf_;
-    short read_events_ = POLLIN;
-    bool write_wants_read_ = false;
-    std::optional<Deadline> header_start_;
-    std::string error_;
-    bool disconnected_ = false;
-    bool peer_closed_ = false;
-};
 
 // error_verdict - a Verdict of kind Error.
 Verdict error_verdict(std::string reason, int status = 0) {
