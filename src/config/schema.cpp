@@ -459,12 +459,15 @@ std::vector<OptionSpec> build() {
         &Config::scan_retries));
     t.push_back(bool_option(
         {scanners, "ScannerSelfTest", "yes", "yes|no",
-         "Prove that each scanner scans before trusting its answers: at start, on reload, when its ISTag "
-         "changes and in --check-scanners, send it the EICAR test file (plain, zipped, inside a PDF-shaped "
-         "file, and at the end of a MaxScanSize object). A server that misses plain EICAR gets no mail; what "
-         "else it misses is shown as Warnings and its answers for such parts are not taken as Clean. "
-         "no trusts every 204 and weakens the Clean claim: use it only when the scanners are proven by other "
-         "means."},
+         "Prove that each scanner scans before trusting its answers: at start, on reload and in "
+         "--check-scanners, send it the EICAR test file plain, zipped and inside a PDF-shaped file, and at the "
+         "end of a MaxScanSize object (halved after each miss, down to 1 MiB); the small ones again when its "
+         "ISTag changes. Until its test is done a server gets no mail. A server that misses plain EICAR is in "
+         "Error and gets no mail (OnFail when no other server can scan). One that misses the zip or the PDF gets "
+         "no archives or no PDF documents, and none gets parts bigger than the largest canary it flagged: such "
+         "parts go to a server trusted with them, else they are unscannable (OnUnscannable), never Clean. See "
+         "SCANNER SELF-TEST. no trusts every 204 and weakens the Clean claim: use it only when the scanners are "
+         "proven by other means."},
         &Config::scanner_self_test));
     t.push_back(uint_option(
         {scanners, "ScanThreads", "4", "1-256",

@@ -17,6 +17,7 @@
 
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/mime/walker.hpp"
+#include "icap-milter/scan/content_class.hpp"
 #include "icap-milter/stats/counters.hpp"
 #include "icap-milter/token/token.hpp"
 
@@ -173,7 +174,9 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
                 verdicts[i].reason = item.unscannable_reason.empty() ? "unscannable" : item.unscannable_reason;
                 continue;
             }
-            tasks.push_back({scan_name(item), msg.queue_id + ": " + job + "." + std::to_string(i + 1), item.data});
+            // The class (archive, document) picks a scanner whose self-test proved it scans such files.
+            tasks.push_back({scan_name(item), msg.queue_id + ": " + job + "." + std::to_string(i + 1), item.data,
+                             sniff_class(*item.data->reader())});
             task_index.push_back(i);
         }
         counters().sent_to_scanner += tasks.size();

@@ -8,6 +8,7 @@
 #include "icap-milter/milter/runtime.hpp"
 
 #include "icap-milter/common/sha256.hpp"
+#include "icap-milter/scan/self_test.hpp"
 
 #include "icap-milter/scan/server_spec.hpp"
 
@@ -103,6 +104,8 @@ std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const Config> config
     h.update(dump_config(*config));
     rt->config_id = to_hex(h.finish()).substr(0, 16);
     rt->tokens = std::move(tokens);
+    // The scanner's pool takes its self-test settings from here (ScannerSelfTest, MaxScanSize).
+    set_self_test_defaults({config->scanner_self_test, config->max_scan_size});
     {
         // The scanner builds its TLS context here, in this thread.
         TlsPreloadScope preloaded(tls_files.get());

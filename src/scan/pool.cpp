@@ -5,10 +5,17 @@
 //   created under it (no I/O) and used outside it. Probes (OPTIONS) run
 //   outside the pool mutex under a per-server probe mutex, on a session
 //   of their own that shares the server's OPTIONS cache and TLS session.
+//   Self-test threads (one per server, with ScannerSelfTest on) send the
+//   canaries on a session of their own, outside the pool mutex, and
+//   record the result under it; acquire() then lends a server only for
+//   parts its result trusts it with, and waits while a server's first
+//   test is still running.
 // DIAGNOSTICS
 //   "scanner X is down after N consecutive failures", "scanner X is up"
 //   and certificate expiry notes are warnings; "virus definitions
 //   updated: old → new" is info. Nothing here throws for server trouble.
+//   A server missing plain EICAR is logged at error level, other misses
+//   as a warning with the c-icap fix, a passed test at info level.
 #include "icap-milter/common/date_text.hpp"
 #include "icap-milter/scan/pool.hpp"
 
@@ -59,6 +66,13 @@ struct ServerPool::Server {
     Deadline next_probe{};
     std::uint64_t requests = 0;
     std::string istag, version, last_error, tls_warning;
+    // Self-test, under the pool mutex:
+    std::optional<SelfTestResult> test; // last complete result
+    bool full_due = true;        // the whole set (large canary too) is due
+    bool small_due = false;      // the small canaries are due (ISTag changed)
+    bool attempt_failed = false; // the last attempt could not be done
+    std::string test_error;      // ... and why
+    Deadline next_test{};        // no attempt before this
     // Probes, under probe_mutex only:
     std::mutex probe_mutex;
     std::unique_ptr<IcapSession> probe_session;
@@ -88,10 +102,19 @@ ServerPool::ServerPool(std::vector<ServerSpec> specs, std::shared_ptr<const TlsC
         s->spec = std::move(spec);
         servers_.push_back(std::move(s));
     }
+    if (settings_.self_test.enabled)
+        for (std::size_t i = 0; i < servers_.size(); ++i) testers_.emplace_back([this, i] { test_loop(i); });
 }
 
-// ~ServerPool - sessions close with their servers.
-ServerPool::~ServerPool() = default;
+// ~ServerPool - stop the self-test threads; sessions close with their servers.
+ServerPool::~ServerPool() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    test_due_.notify_all();
+    for (auto& t : testers_) t.join();
+}
 
 // Lease - take ownership of a lent session.
 ServerPool::Lease::Lease(ServerPool* pool, std::size_t server, std::unique_ptr<IcapSession> session) noexcept
@@ -106,41 +129,53 @@ ServerPool::Lease::~Lease() {
     if (pool_ && session_) pool_->give_back(server_, std::move(session_));
 }
 
-// acquire - any part: no trust restriction.
+// acquire - a small part of no particular class (size 0, Other).
 std::optional<ServerPool::Lease> ServerPool::acquire(const std::vector<bool>& tried, Deadline until,
                                                      std::string* why) {
     NoServer kind;
     return acquire(tried, PartInfo{}, until, &kind, why);
 }
 
-// acquire - best priority group, then least outstanding per weight.
+// acquire - among servers trusted with part: best priority group, then
+// least outstanding per weight; wait for a first self-test still running.
 std::optional<ServerPool::Lease> ServerPool::acquire(const std::vector<bool>& tried, const PartInfo& part,
                                                      Deadline until, NoServer* kind, std::string* why) {
-    (void)part; // TODO(self-test): restrict to servers trusted with part
     std::unique_lock lock(mutex_);
     const std::size_t n = servers_.size();
     while (true) {
         std::optional<unsigned> best;
-        bool any_live = false;
+        bool pending = false, lendable_tried = false;
+        std::vector<bool> lendable(n, false);
         for (std::size_t i = 0; i < n; ++i) {
             const Server& s = *servers_[i];
             if (s.state == ServerState::Down) continue;
-            any_live = true;
-            if (i < tried.size() && tried[i]) continue;
-            best = std::min(best.value_or(s.spec.priority), s.spec.priority);
+            const bool was_tried = i < tried.size() && tried[i];
+            const Fit f = fit(s, part);
+            if (f == Fit::Lend) {
+                if (was_tried) {
+                    lendable_tried = true;
+                    continue;
+                }
+                lendable[i] = true;
+                best = std::min(best.value_or(s.spec.priority), s.spec.priority);
+            } else if (f == Fit::Pending && !was_tried) {
+                pending = true;
+            }
         }
-        if (!best) {
-            *kind = any_live ? NoServer::NoOtherToTry : NoServer::NoneUp;
-            *why = any_live ? "no other scanner to try" : "no scanner is up";
+        if (!best && !pending) {
+            if (lendable_tried) {
+                *kind = NoServer::NoOtherToTry;
+                *why = "no other scanner to try";
+            } else {
+                not_lent(part, kind, why);
+            }
             return std::nullopt;
         }
         std::size_t pick = n;
-        for (std::size_t k = 0; k < n; ++k) {
+        for (std::size_t k = 0; best && k < n; ++k) {
             const std::size_t i = (rotate_ + k) % n;
             const Server& s = *servers_[i];
-            if (s.state == ServerState::Down || (i < tried.size() && tried[i]) || s.spec.priority != *best ||
-                s.outstanding >= s.cap(settings_.default_cap))
-                continue;
+            if (!lendable[i] || s.spec.priority != *best || s.outstanding >= s.cap(settings_.default_cap)) continue;
             if (pick == n) {
                 pick = i;
                 continue;
@@ -166,10 +201,67 @@ std::optional<ServerPool::Lease> ServerPool::acquire(const std::vector<bool>& tr
         }
         if (slot_free_.wait_until(lock, until) == std::cv_status::timeout && SteadyClock::now() >= until) {
             *kind = NoServer::AllAtCap;
-            *why = "every scanner is at its connection cap";
+            *why = best ? "every scanner is at its connection cap"
+                        : "scanner self-test not finished before the message deadline";
             return std::nullopt;
         }
     }
+}
+
+// fit - Lend when the self-test is off or trusts the server with part.
+ServerPool::Fit ServerPool::fit(const Server& s, const PartInfo& part) const {
+    if (!settings_.self_test.enabled) return Fit::Lend;
+    if (!s.test) return s.attempt_failed ? Fit::Untested : Fit::Pending;
+    if (!s.test->eicar) return Fit::Failed;
+    return trusts(*s.test, part) ? Fit::Lend : Fit::NotTrusted;
+}
+
+// not_lent - NotTrusted (size or class) when a live server passed plain
+// EICAR, else NoneUp: nothing up, or nothing that passed its self-test.
+void ServerPool::not_lent(const PartInfo& part, NoServer* kind, std::string* why) const {
+    bool any_live = false, usable = false, class_ok = false;
+    std::uint64_t largest = 0;
+    std::vector<std::string> class_missed, failed, untested;
+    for (const auto& sp : servers_) {
+        const Server& s = *sp;
+        if (s.state == ServerState::Down) continue;
+        any_live = true;
+        if (!s.test) {
+            untested.push_back(s.name + (s.test_error.empty() ? "" : " (" + s.test_error + ")"));
+        } else if (!s.test->eicar) {
+            failed.push_back(s.name);
+        } else {
+            usable = true;
+            const bool ok = (part.kind != ContentClass::Archive || s.test->zip) &&
+                            (part.kind != ContentClass::Document || s.test->pdf);
+            if (ok) {
+                class_ok = true;
+                largest = std::max(largest, s.test->trusted_size);
+            } else {
+                class_missed.push_back(s.name);
+            }
+        }
+    }
+    auto names = [](const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, ", ")); };
+    if (!any_live) {
+        *kind = NoServer::NoneUp;
+        *why = "no scanner is up";
+    } else if (usable && class_ok) {
+        *kind = NoServer::NotTrusted;
+        *why = fmt::format("no scanner proved it scans parts of {} bytes (largest canary flagged: {})", part.size,
+                           largest);
+    } else if (usable) {
+        *kind = NoServer::NotTrusted;
+        *why = fmt::format("no scanner proved it scans {} ({} missed the {} canary)", class_text(part.kind),
+                           names(class_missed), part.kind == ContentClass::Archive ? "zip" : "PDF");
+    } else if (!failed.empty()) {
+        *kind = NoServer::NoneUp;
+        *why = fmt::format("no scanner passed its self-test: {} did not detect the EICAR test file", names(failed));
+    } else {
+        *kind = NoServer::NoneUp;
+        *why = fmt::format("no scanner has finished its self-test: {}", names(untested));
+    }
+    if (*kind == NoServer::NotTrusted) ++counters().not_trusted;
 }
 
 // give_back - keep the session for reuse unless the server is down or over its cap.
@@ -366,6 +458,10 @@ void ServerPool::note_signature(std::size_t server, const std::string& istag, co
         if (s.istag == istag) return;
         const std::string old = s.istag;
         s.istag = istag;
+        if (!old.empty() && old != istag && settings_.self_test.enabled) {
+            s.small_due = true; // new definitions: prove the scanner still scans
+            test_due_.notify_all();
+        }
         if (!old.empty() && old != istag) {
             spdlog::info("scanner {}: virus definitions updated: \"{}\" → \"{}\"{}{}", s.name, old, istag,
                          s.version.empty() ? "" : " version=", s.version);
@@ -380,12 +476,19 @@ void ServerPool::note_signature(std::size_t server, const std::string& istag, co
     publish();
 }
 
-// health_of - Pending / Error (down) / Warnings (certificate) / validated.
+// health_of - Pending (no contact, or self-test not done) / Error (down,
+// or missed plain EICAR) / Warnings (certificate, canaries missed) / validated.
 Health ServerPool::health_of(const Server& s) const {
     switch (s.state) {
     case ServerState::Pending: return Health::Pending;
     case ServerState::Down: return Health::Error;
-    case ServerState::Up: return s.tls_warning.empty() ? Health::Validated : Health::Warnings;
+    case ServerState::Up:
+        if (settings_.self_test.enabled) {
+            if (!s.test) return Health::Pending;
+            if (!s.test->eicar) return Health::Error;
+            if (!s.test->misses().empty()) return Health::Warnings;
+        }
+        return s.tls_warning.empty() ? Health::Validated : Health::Warnings;
     }
     return Health::Error;
 }
@@ -409,25 +512,119 @@ std::vector<ServerStatus> ServerPool::status() const {
         st.version_info = s.version;
         st.last_error = s.last_error;
         st.tls_warning = s.tls_warning;
+        if (!settings_.self_test.enabled) {
+            st.self_test = "off";
+            st.trusted_size = UINT64_MAX;
+        } else if (!s.test) {
+            st.self_test = s.attempt_failed ? "not done (" + s.test_error + ")" : "pending";
+            st.gets_mail = false;
+        } else {
+            st.self_test = s.test->summary();
+            st.gets_mail = s.test->eicar;
+            st.trusted_size = s.test->trusted_size;
+            st.misses = s.test->misses();
+            st.fix = cicap_fix(*s.test);
+            st.canaries = s.test->canaries;
+        }
         out.push_back(std::move(st));
     }
     return out;
 }
 
-// overall - Error when nothing is up but something is down; Warnings
-// when something is down or warned; Pending before any contact.
+// overall - Error when no server can take mail but some is down or
+// failed its self-test; Warnings when something is down, failed or
+// warned (certificate, canaries missed); Pending before any result.
 Health ServerPool::overall() const {
     std::lock_guard lock(mutex_);
-    std::size_t up = 0, down = 0, warned = 0;
-    for (const auto& s : servers_) {
-        if (s->state == ServerState::Up) ++up;
-        if (s->state == ServerState::Down) ++down;
-        if (s->state == ServerState::Up && !s->tls_warning.empty()) ++warned;
+    std::size_t usable = 0, failed = 0, warned = 0;
+    const bool testing = settings_.self_test.enabled;
+    for (const auto& sp : servers_) {
+        const Server& s = *sp;
+        const bool up = s.state == ServerState::Up;
+        if (s.state == ServerState::Down || (up && testing && s.test && !s.test->eicar)) {
+            ++failed;
+        } else if (up && (!testing || s.test)) {
+            ++usable;
+            if (!s.tls_warning.empty() || (testing && !s.test->misses().empty())) ++warned;
+        }
     }
-    if (servers_.empty() || (up == 0 && down > 0)) return Health::Error;
-    if (up == 0) return Health::Pending;
-    if (down > 0 || warned > 0) return Health::Warnings;
+    if (servers_.empty() || (usable == 0 && failed > 0)) return Health::Error;
+    if (usable == 0) return Health::Pending;
+    if (failed > 0 || warned > 0) return Health::Warnings;
     return Health::Validated;
+}
+
+// self_test_result - a copy of a server's last result.
+std::optional<SelfTestResult> ServerPool::self_test_result(std::size_t server) const {
+    std::lock_guard lock(mutex_);
+    return servers_[server]->test;
+}
+
+// record_self_test - store a result (or a failed attempt), log it, wake waiters.
+void ServerPool::record_self_test(std::size_t server, SelfTestResult r, bool full) {
+    Server& s = *servers_[server];
+    const bool complete = r.complete;
+    std::string istag = r.istag;
+    {
+        std::lock_guard lock(mutex_);
+        if (!complete) {
+            s.attempt_failed = true;
+            s.test_error = r.error;
+            s.next_test = SteadyClock::now() + settings_.probe_interval;
+            (full ? s.full_due : s.small_due) = true;
+            spdlog::warn("scanner {} self-test not done: {}; it gets no mail until a test is done, retrying in "
+                         "{}ms",
+                         s.name, r.error, settings_.probe_interval.count());
+        } else {
+            if (!full && s.test) keep_large(r, *s.test);
+            const bool changed = !s.test || s.test->summary() != r.summary();
+            s.attempt_failed = false;
+            s.test_error.clear();
+            if (!r.eicar) {
+                spdlog::error("scanner {} did not detect the EICAR test file: it gets no mail until it does "
+                              "(self-test) reply=\"{}\" fix=\"{}\"",
+                              s.name, r.canaries.empty() ? "" : r.canaries.front().detail, cicap_fix(r));
+            } else if (!r.misses().empty()) {
+                if (changed || full)
+                    spdlog::warn("scanner {} self-test: misses {}; such parts go to a scanner trusted with them, "
+                                 "else they are unscannable; trusted_size={} fix=\"{}\" ms={}",
+                                 s.name, fmt::join(r.misses(), ", "), r.trusted_size, cicap_fix(r), r.ms);
+            } else {
+                spdlog::info("scanner {} self-test passed: eicar, zip, pdf{} flagged; trusted_size={} ms={}", s.name,
+                             r.large_run ? fmt::format(" and a {}-byte object", r.large_flagged) : "",
+                             r.trusted_size, r.ms);
+            }
+            s.test = std::move(r);
+            ++counters().self_tests;
+        }
+    }
+    if (complete) report_success(server, {});
+    if (complete && !istag.empty()) note_signature(server, istag, {});
+    slot_free_.notify_all();
+    publish();
+}
+
+// test_loop - run this server's self-test whenever one is due.
+void ServerPool::test_loop(std::size_t server) {
+    Server& s = *servers_[server];
+    std::unique_ptr<IcapSession> session;
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+        const Deadline now = SteadyClock::now();
+        const bool due = (s.full_due || s.small_due) && s.state != ServerState::Down && now >= s.next_test;
+        if (!due) {
+            test_due_.wait_for(lock, std::chrono::milliseconds(250));
+            continue;
+        }
+        const bool full = s.full_due || !s.test;
+        s.full_due = s.small_due = false;
+        lock.unlock();
+        if (!session) session = s.make_session(tls_, timeouts_);
+        SelfTestResult r = run_self_test(*session, settings_.self_test, full, &stopping_);
+        if (!r.complete) session->close();
+        if (!stopping_) record_self_test(server, std::move(r), full);
+        lock.lock();
+    }
 }
 
 // publish - the counters' health view.
@@ -440,6 +637,15 @@ void ServerPool::publish() {
         h.last_signature = last_signature_;
         h.last_signature_info = last_signature_info_;
         h.last_signature_update = last_signature_update_;
+        if (settings_.self_test.enabled) {
+            h.self_test.clear();
+            for (const auto& sp : servers_) {
+                const Server& s = *sp;
+                const std::string what = s.test ? s.test->summary()
+                                                : s.attempt_failed ? "not done (" + s.test_error + ")" : "pending";
+                h.self_test += (h.self_test.empty() ? "" : " | ") + s.name + ": " + what;
+            }
+        }
     }
     counters().set_scanner_health(h);
 }

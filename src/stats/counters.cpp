@@ -54,6 +54,8 @@ std::string Counters::render() const {
     line("ScanRetries", scan_retries);
     line("QueueFull", queue_full);
     line("MessageScanTimeouts", scan_deadline);
+    line("SelfTests", self_tests);
+    line("PartsNotTrusted", not_trusted);
     std::lock_guard lock(mutex_);
     for (const auto& [reason, n] : rejected_reasons_) out += "Token.Rejected." + reason + ": " + std::to_string(n) + "\n";
     out += "Health: " + health_.status + "\n";
@@ -62,6 +64,7 @@ std::string Counters::render() const {
     if (!health_.last_signature_info.empty()) out += " (" + health_.last_signature_info + ")";
     out += "\n";
     out += "LastVirusSignatureUpdate: " + utc_text(health_.last_signature_update) + "\n";
+    out += "ScannerSelfTest: " + health_.self_test + "\n";
     return out;
 }
 

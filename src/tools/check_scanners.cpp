@@ -3,16 +3,23 @@
 // SUMMARY
 //   For each IcapServer, a fresh session (no pool, no breaker) sends one
 //   OPTIONS with the configured timeouts and TLS settings and reports
-//   what came back. Nothing is scanned and no mail is touched.
+//   what came back. With ScannerSelfTest on (the default) it then runs
+//   the self-test in the foreground, as the daemon does at start: the
+//   EICAR canaries (plain, zip, PDF, and a MaxScanSize object halved
+//   after each miss), one line per canary sent, the largest part the
+//   server is trusted with, what it misses and the c-icap fix. No mail
+//   is touched.
 // DIAGNOSTICS
 //   A server that fails prints "health: Error" with the reason (refused,
-//   timeout, TLS verification failure, no RESPMOD). Exit status as in
-//   check_scanners.hpp.
+//   timeout, TLS verification failure, no RESPMOD, EICAR not detected,
+//   self-test not done). Misses print "health: Warnings". Exit status as
+//   in check_scanners.hpp.
 #include "check_scanners.hpp"
 
 #include "icap-milter/common/date_text.hpp"
 #include "icap-milter/net/tls.hpp"
 #include "icap-milter/scan/scanner.hpp"
+#include "icap-milter/scan/self_test.hpp"
 #include "icap-milter/scan/server_spec.hpp"
 #include "icap-milter/scan/session.hpp"
 
@@ -22,6 +29,7 @@
 #include <chrono>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 namespace icapm {
@@ -31,6 +39,14 @@ namespace {
 // line - one "  label: value" row.
 void line(std::FILE* out, const char* label, const std::string& value) {
     std::fprintf(out, "  %-16s %s\n", label, value.c_str());
+}
+
+// canary_text - "flagged 68 bytes: NAME (12 ms)" / "missed ...: reason".
+std::string canary_text(const CanaryResult& c) {
+    const char* what = c.outcome == CanaryOutcome::Flagged ? "flagged"
+                       : c.outcome == CanaryOutcome::Missed ? "MISSED"
+                                                             : "not done";
+    return fmt::format("{} {} bytes: {} ({} ms)", what, c.size, c.detail, c.ms);
 }
 
 } // namespace
@@ -101,8 +117,25 @@ int check_scanners(const Config& c, std::FILE* out) {
             std::fputc('\n', out);
             continue;
         }
-        ++usable;
-        line(out, "health:", warning.empty() ? "Service validated" : "Warnings: " + warning);
+        std::optional<SelfTestResult> test;
+        if (c.scanner_self_test) {
+            Timeouts tt = timeouts;
+            tt.total = c.scan_timeout;
+            IcapSession tester(s.uri, tls, tt, s.user_agent);
+            tester.set_preview(s.preview);
+            test = run_self_test(tester, SelfTestSettings{true, c.max_scan_size}, true);
+        }
+        std::string health = warning.empty() ? "Service validated" : "Warnings: " + warning;
+        if (test && !test->complete) {
+            health = "Error: self-test not done (" + test->error + ")";
+        } else if (test && !test->eicar) {
+            health = "Error: did not detect the EICAR test file; it would get no mail";
+        } else if (test && !test->misses().empty()) {
+            health = fmt::format("Warnings: misses {}{}", fmt::join(test->misses(), ", "),
+                                 warning.empty() ? "" : "; " + warning);
+        }
+        if (!test || (test->complete && test->eicar)) ++usable;
+        line(out, "health:", health);
         line(out, "service:", opts->service.empty() ? "(none)" : opts->service);
         line(out, "istag:", "\"" + opts->istag + "\"");
         if (!opts->version_info.empty()) line(out, "version:", opts->version_info);
@@ -116,6 +149,23 @@ int check_scanners(const Config& c, std::FILE* out) {
         line(out, "options-ttl:", opts->ttl.count() ? fmt::format("{}s", opts->ttl.count()) : "not given");
         line(out, "allow-204:", opts->allow_204 ? "yes" : "no");
         line(out, "round trip:", fmt::format("{:.1f} ms", ms));
+        if (!test) {
+            line(out, "self-test:", "off (ScannerSelfTest no: Clean rests on the scanner's word)");
+        } else {
+            line(out, "self-test:", test->summary() + fmt::format(" in {} ms", test->ms));
+            for (const auto& k : test->canaries)
+                line(out, ("canary " + k.name + ":").c_str(), canary_text(k));
+            if (test->large_run)
+                line(out, "large canary:", test->large_zipped ? "random bytes then EICAR, in a stored zip"
+                                                              : "random bytes then EICAR");
+            if (test->complete) {
+                line(out, "trusted size:", test->eicar ? fmt::format("{} bytes", test->trusted_size)
+                                                       : std::string("none: no mail"));
+                auto m = test->misses();
+                if (!m.empty()) line(out, "misses:", fmt::format("{}", fmt::join(m, ", ")));
+                if (std::string fix = cicap_fix(*test); !fix.empty()) line(out, "c-icap fix:", fix);
+            }
+        }
         std::fputc('\n', out);
     }
     std::fprintf(out, "%u of %zu scanner(s) usable\n", usable, specs.size());

@@ -11,16 +11,30 @@
 //   Results come back through report_success()/report_failure(); after
 //   CircuitBreakerFailures consecutive failures a server is down until an
 //   OPTIONS probe (every CircuitBreakerProbeInterval) succeeds.
+//   Self-test (self_test.hpp): with ScannerSelfTest on, one thread per
+//   server sends it the canaries (all of them at start, the small ones
+//   again when its ISTag changes); until its first result a server gets
+//   no mail (acquire() waits for the result, up to the message deadline),
+//   and afterwards only parts it is trusted with. A part no server is
+//   trusted with gets NoServer::NotTrusted and a reason naming the size
+//   or class; a server that missed plain EICAR is Error and gets nothing.
 // DIAGNOSTICS
 //   State changes (down, up) and expiring or expired certificates are
 //   logged at warning level; a new definition signature at info level as
 //   "virus definitions updated: old -> new". acquire() never blocks when
 //   no server is up: it returns nullopt at once, so mail gets OnFail now.
+//   Self-test: "scanner X did not detect the EICAR test file: it gets no
+//   mail until it does (self-test)" is an error; misses (zip, PDF, large
+//   objects) are a warning naming the c-icap fix; a test that could not
+//   be done is a warning and is retried every CircuitBreakerProbeInterval.
 #pragma once
 
+#include "icap-milter/scan/content_class.hpp"
+#include "icap-milter/scan/self_test.hpp"
 #include "icap-milter/scan/server_spec.hpp"
 #include "icap-milter/scan/session.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -28,6 +42,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace icapm {
@@ -38,22 +53,12 @@ enum class Health { Pending, Validated, Warnings, Error };
 // to_string - "Pending validation", "Service validated", "Warnings", "Error".
 const char* to_string(Health h) noexcept;
 
-// ContentClass - the kind of file a part is, as far as scanner trust
-// goes: the self-test learns per server whether it scans archives and
-// documents (PDF), and parts of a class a server skips never go to it.
-enum class ContentClass { Other, Archive, Document };
-
-// PartInfo - what the pool must know of a part to lend a server trusted with it.
-struct PartInfo {
-    std::uint64_t size = 0;
-    ContentClass kind = ContentClass::Other;
-};
-
 // NoServer - why acquire() lent nothing.
 enum class NoServer {
-    NoneUp,       // every server is down: OnFail
+    NoneUp,       // every server is down, or none passed its self-test: OnFail
     NoOtherToTry, // every live server was tried already for this item
-    AllAtCap,     // the eligible servers stayed at their caps until the deadline
+    AllAtCap,     // the eligible servers stayed at their caps (or in their
+                  // first self-test) until the deadline
     NotTrusted    // servers are up, but none proved it scans a part like this one
 };
 
@@ -64,6 +69,7 @@ struct PoolSettings {
     std::chrono::milliseconds probe_interval{10000};  // CircuitBreakerProbeInterval
     std::chrono::milliseconds health_interval{60000}; // HealthCheckInterval
     unsigned expiry_warning_days = 30;         // TlsExpiryWarningDays (0 = off)
+    SelfTestSettings self_test = self_test_defaults(); // ScannerSelfTest, MaxScanSize
 };
 
 // ServerStatus - a snapshot of one server for logs, tools and tests.
@@ -80,11 +86,19 @@ struct ServerStatus {
     std::string version_info;  // readable version, if the server gave one
     std::string last_error;
     std::string tls_warning;   // expiring / expired certificate note
+    // Self-test (ScannerSelfTest):
+    std::string self_test;     // "off", "pending", "passed (...)", "misses ...", "missed the EICAR ..."
+    bool gets_mail = true;     // false while untested, or after missing plain EICAR
+    std::uint64_t trusted_size = 0; // largest part it is trusted with (0 = none yet)
+    std::vector<std::string> misses; // canaries missed, in words
+    std::string fix;           // the c-icap settings that cure the misses
+    std::vector<CanaryResult> canaries; // the last test's canaries
 };
 
 class ServerPool {
 public:
-    // ServerPool - no I/O; every server starts Pending.
+    // ServerPool - every server starts Pending; no I/O here, but with
+    // settings.self_test.enabled the self-test threads start at once.
     ServerPool(std::vector<ServerSpec> specs, std::shared_ptr<const TlsContext> tls, Timeouts timeouts,
                PoolSettings settings);
     ~ServerPool();
@@ -136,6 +150,11 @@ public:
     // overall - the pool's health from its servers'.
     Health overall() const;
     std::size_t size() const noexcept { return servers_.size(); }
+    // self_test_result - a server's last complete self-test, if any.
+    std::optional<SelfTestResult> self_test_result(std::size_t server) const;
+    // record_self_test - take a self-test result (the self-test threads;
+    // tests inject results with it). full: the large canary was part of it.
+    void record_self_test(std::size_t server, SelfTestResult result, bool full);
 
 private:
     struct Server;
@@ -147,6 +166,14 @@ private:
     void publish();
     // health_of - one server's health (mutex_ held).
     Health health_of(const Server& s) const;
+    // Fit - how a server stands for one part (mutex_ held).
+    enum class Fit { Lend, Pending, Untested, Failed, NotTrusted };
+    // fit - whether s may scan part, by its self-test.
+    Fit fit(const Server& s, const PartInfo& part) const;
+    // not_lent - why no server may scan part: *kind and *why (mutex_ held).
+    void not_lent(const PartInfo& part, NoServer* kind, std::string* why) const;
+    // test_loop - one server's self-test thread.
+    void test_loop(std::size_t server);
 
     std::shared_ptr<const TlsContext> tls_;
     Timeouts timeouts_;
@@ -159,6 +186,9 @@ private:
     std::string last_signature_, last_signature_info_;
     std::int64_t last_signature_update_ = 0;
     Deadline next_health_round_ = Deadline::min(); // maintain() thread only
+    std::atomic<bool> stopping_{false};   // tells the self-test threads to end
+    std::condition_variable test_due_;    // wakes the self-test threads (with mutex_)
+    std::vector<std::thread> testers_;    // one per server when the self-test is on
 };
 
 } // namespace icapm

@@ -23,6 +23,7 @@ struct ScannerHealth {
     std::string last_signature;                 // newest definition signature (ISTag) seen
     std::string last_signature_info;            // its readable version, if the server gave one
     std::int64_t last_signature_update = 0;     // Unix time a signature last changed, 0 = never
+    std::string self_test = "off";              // per server: "URI: summary", joined by " | "
 };
 
 class Counters {
@@ -39,6 +40,8 @@ public:
     std::atomic<std::uint64_t> scan_retries{0};    // part exchanges tried again after a failure
     std::atomic<std::uint64_t> queue_full{0};      // messages that found the scan queue full
     std::atomic<std::uint64_t> scan_deadline{0};   // messages cut off by MessageScanTimeout
+    std::atomic<std::uint64_t> self_tests{0};      // scanner self-tests completed
+    std::atomic<std::uint64_t> not_trusted{0};     // parts no scanner was trusted with (self-test)
 
     // token_rejected_because - count one rejected token and its reason.
     void token_rejected_because(const std::string& reason);
