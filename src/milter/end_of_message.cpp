@@ -77,7 +77,7 @@ bool check_token(const Runtime& rt, const MessageContext& msg, const WalkResult&
         in.verification_hash = parts_hash(walk);
         in.now = static_cast<std::int64_t>(std::time(nullptr));
         in.skew = std::chrono::duration_cast<std::chrono::seconds>(c.token_clock_skew).count();
-        if (msg.tokens.size() == 1) in.scan_versions = rt.scanner->signatures();
+        if (msg.tokens.size() == 1) in.scan_versions = rt.scanner->cached_signatures(); // no I/O on this thread
         r = verify_token_headers(msg.tokens, in);
     }
     if (r.ok) {

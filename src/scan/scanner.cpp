@@ -268,6 +268,14 @@ Scanner::~Scanner() {
 // signatures - ISTags of servers that are up, asking OPTIONS where unknown.
 std::vector<std::string> Scanner::signatures() { return impl_->pool->signatures(); }
 
+// cached_signatures - ISTags the pool already knows, of usable servers.
+std::vector<std::string> Scanner::cached_signatures() const {
+    std::vector<std::string> out;
+    for (const ServerStatus& s : impl_->pool->status())
+        if (!s.down && s.health != Health::Error && !s.istag.empty()) out.push_back(s.istag);
+    return out;
+}
+
 // health - the pool's overall health.
 Health Scanner::health() const { return impl_->pool->overall(); }
 

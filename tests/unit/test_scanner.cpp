@@ -235,3 +235,29 @@ TEST_CASE("scanner: ScanRetries 0 gives a failed part exactly one try") {
     CHECK(v[0].kind == VerdictKind::Error);
     CHECK(respmods == 1);
 }
+
+TEST_CASE("scanner: cached_signatures never waits for a server (the token check runs on connection threads)") {
+    QuietLog quiet;
+    std::atomic<int> options{0};
+    ScriptServer srv([&](Peer& p, int) {
+        Request r;
+        while (p.read_head(&r)) {
+            if (r.method() != "OPTIONS") return;
+            ++options;
+            std::this_thread::sleep_for(700ms); // a slow scanner
+            if (!p.send(options_reply())) return;
+        }
+    });
+    Scanner scanner(config_for(srv));
+    const auto start = std::chrono::steady_clock::now();
+    auto first = scanner.cached_signatures();
+    CHECK(seconds_since(start) < 0.2); // signatures() would wait for the OPTIONS round trip
+    CHECK(first.empty());               // nothing known yet: a token cannot verify, the message is scanned
+    bool known = false;
+    for (int i = 0; i < 50 && !known; ++i) {
+        std::this_thread::sleep_for(100ms);
+        known = !scanner.cached_signatures().empty();
+    }
+    CHECK(known); // the health thread learnt it
+    CHECK(scanner.cached_signatures() == std::vector<std::string>{"SCRIPT-1"});
+}

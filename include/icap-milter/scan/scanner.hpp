@@ -66,6 +66,10 @@ public:
     // Empty when no server answers. Used to check a scan token's scanVersion
     // and for X-Virus-Scanned.
     std::vector<std::string> signatures();
+    // cached_signatures - the same from what the health thread last saw,
+    // without any I/O: for connection threads (the scan token check).
+    // Servers that are down or failed their self-test do not count.
+    std::vector<std::string> cached_signatures() const;
 
     // health - the pool's overall health (Pending validation .. Error).
     Health health() const;
