@@ -380,7 +380,8 @@ class CIcap(Daemon):
 
     def __init__(self, name: str, directory: Path, clamd: Clamd, port: int,
                  tls_port: Optional[int] = None, cert: Optional[ServerCert] = None,
-                 debug_level: int = 1, extra_conf: Iterable[str] = ()) -> None:
+                 debug_level: int = 1, extra_conf: Iterable[str] = (),
+                 virus_scan_conf: Optional[Iterable[str]] = None) -> None:
         super().__init__(name, directory)
         if (tls_port is None) != (cert is None):
             raise LabError("a TLS port needs a certificate, and the reverse")
@@ -422,12 +423,23 @@ class CIcap(Daemon):
             f"AccessLog {self.access_log}",
             "Module common clamd_mod.so",
             f"clamd_mod.ClamdSocket {clamd.socket}",
-            "Service antivirus_module virus_scan.so",
-            f"ServiceAlias {self.SERVICE} virus_scan?allow204=on&sizelimit=off&mode=simple",
-            "virus_scan.ScanFileTypes TEXT DATA EXECUTABLE ARCHIVE GRAPHICS STREAM DOCUMENT",
-            "virus_scan.SendPercentData 0",
-            "virus_scan.Allow204Responces on",
-            "virus_scan.MaxObjectSize 200M",
+        ]
+        if virus_scan_conf is None:
+            lines += [
+                "Service antivirus_module virus_scan.so",
+                f"ServiceAlias {self.SERVICE} virus_scan?allow204=on&sizelimit=off&mode=simple",
+                "virus_scan.ScanFileTypes TEXT DATA EXECUTABLE ARCHIVE GRAPHICS STREAM DOCUMENT",
+                "virus_scan.SendPercentData 0",
+                "virus_scan.Allow204Responces on",
+                "virus_scan.MaxObjectSize 200M",
+            ]
+        else:
+            # The virus_scan settings come from a file of their own, as
+            # Debian's c-icap.conf includes /etc/c-icap/virus_scan.conf.
+            included = self.dir / "virus_scan.conf"
+            included.write_text("\n".join(virus_scan_conf) + "\n")
+            lines.append(f"Include {included}")
+        lines += [
             "virus_scan.DefaultEngine clamd",
             *extra_conf,
         ]
@@ -909,14 +921,19 @@ class Lab:
         return self.track(Clamd(name, self.dir / name, self.db).start())
 
     def start_cicap(self, name: str, clamd: Clamd, tls: bool = True,
-                    ca_name: str = "test-ca", extra_conf: Iterable[str] = ()) -> CIcap:
+                    ca_name: str = "test-ca", extra_conf: Iterable[str] = (),
+                    virus_scan_conf: Optional[Iterable[str]] = None) -> CIcap:
         """start_cicap - start a c-icap instance on fresh ports; with tls, it
         also listens for ICAP over TLS with a certificate for localhost and
         127.0.0.1 signed by CA ca_name. extra_conf lines are appended to
-        its config (later keys override earlier ones)."""
+        its config (later keys override earlier ones). virus_scan_conf,
+        when given, replaces the lab's tuned virus_scan settings (service,
+        avscan alias, file types, sizes) with these lines, in an included
+        file (e.g. Debian's virus_scan.conf as shipped)."""
         cert = self.pki.server(f"{name}-server", ca_name) if tls else None
         icap = CIcap(name, self.dir / name, clamd, self.ports.get(),
-                     self.ports.get() if tls else None, cert, extra_conf=extra_conf)
+                     self.ports.get() if tls else None, cert, extra_conf=extra_conf,
+                     virus_scan_conf=virus_scan_conf)
         return self.track(icap.start())
 
     def start_sink(self, name: str = "sink") -> SmtpSink:
