@@ -273,6 +273,7 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
     drain(std::chrono::seconds(config->milter_timeout < 60 ? config->milter_timeout : 60));
     log_stats();
     icapm::install_runtime(nullptr); // the scanner finishes queued work and joins its workers
+    pid_file.reset(); // may warn (after the privilege drop): while the logger still exists
     spdlog::info("icap-milter stopped");
     spdlog::shutdown();
     return milter_status == MI_SUCCESS ? 0 : 1;
