@@ -475,6 +475,7 @@ TlsContext::TlsContext(const TlsSettings& s)
         load_key_pem(c, key.text, s.client_key);
         if (SSL_CTX_check_private_key(c) != 1)
             throw std::runtime_error("TLS: client key does not match its certificate: " + ssl_errors());
+        client_cert_ = true;
     }
 }
 
@@ -524,7 +525,9 @@ std::unique_ptr<Connection> tls_connect(const TlsContext& ctx, const std::string
             return nullptr;
         }
     }
-    if (resume && resume->get()) (void)SSL_set_session(ssl.get(), resume->get());
+    // A server that verifies clients but sets no session id context (c-icap)
+    // answers a resumption with internal_error: full handshakes for mTLS.
+    if (resume && resume->get() && !ctx.client_cert()) (void)SSL_set_session(ssl.get(), resume->get());
     SSL_set_connect_state(ssl.get());
 
     while (true) {

@@ -124,6 +124,9 @@ TEST_CASE("tls files: a context takes preloaded contents when the paths are gone
     const std::string ca_file = dir.write("ca.pem", ca.cert), cert_file = dir.write("client.pem", client.cert),
                       key_file = dir.write("client.key", client.key);
     CHECK_NOTHROW(TlsContext{mtls(ca_file, cert_file, key_file)}); // read from disk
+    // With a client certificate no session is resumed (c-icap fails those).
+    CHECK(TlsContext{mtls(ca_file, cert_file, key_file)}.client_cert());
+    CHECK_FALSE(TlsContext{mtls(ca_file, "", "")}.client_cert());
 
     TlsFiles files;
     files.set(ca_file, ca.cert);

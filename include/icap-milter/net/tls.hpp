@@ -110,6 +110,8 @@ public:
     bool verify() const noexcept { return verify_; }
     bool verify_hostname() const noexcept { return verify_hostname_; }
     bool accept_expired() const noexcept { return accept_expired_; }
+    // client_cert - true when a client certificate is presented (mutual TLS).
+    bool client_cert() const noexcept { return client_cert_; }
 
 private:
     struct CtxFree { void operator()(SSL_CTX* p) const noexcept; };
@@ -117,6 +119,7 @@ private:
     bool verify_ = true;
     bool verify_hostname_ = true;
     bool accept_expired_ = false;
+    bool client_cert_ = false;
 };
 
 // TlsResumption - the last resumable session of one server. Not shared
@@ -140,7 +143,10 @@ std::optional<TlsPeerInfo> tls_peer_info(const Connection& c);
 
 // tls_connect - TCP connect, then a TLS handshake before deadline with
 // SNI (names only), host name or IP verification when ctx verifies, and
-// resumption from resume (may be null). nullptr and *error on failure.
+// resumption from resume (may be null; not offered with a client
+// certificate: c-icap, which sets no session id context, fails every
+// resumption of a verified client with an internal_error alert).
+// nullptr and *error on failure.
 std::unique_ptr<Connection> tls_connect(const TlsContext& ctx, const std::string& host,
                                         std::uint16_t port, Deadline deadline,
                                         TlsResumption* resume, std::string* error);
