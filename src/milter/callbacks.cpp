@@ -258,8 +258,10 @@ sfsistat refuse_message(SMFICTX* ctx, const ConnState& st, const MessageContext&
         smfi_setreply(ctx, const_cast<char*>(d.rcode.c_str()), const_cast<char*>(d.xcode.c_str()), text.data()) !=
             MI_SUCCESS)
         spdlog::warn("{}: smfi_setreply failed; the MTA's default reply is used", msg.queue_id);
-    spdlog::error("{}: Job-{}: from=<{}> status=Unscanned action={} reason=\"{}\" at={} client={}", msg.queue_id,
-                  msg.job, msg.sender, to_string(d.action), sanitize(d.reason, 300), where, st.client);
+    // The message's one summary line (the connection's error was logged at negotiation).
+    spdlog::info("{}: Job-{}: from=<{}> rcpts={} status={} action={} reason=\"{}\" at={} client={}", msg.queue_id,
+                 msg.job, msg.sender, msg.recipients, to_string(d.status), to_string(d.action),
+                 sanitize(d.reason, 300), where, st.client);
     return to_smfis(d.action);
 }
 
