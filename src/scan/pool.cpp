@@ -71,6 +71,7 @@ struct ServerPool::Server {
     bool full_due = true;        // the whole set (large canary too) is due
     bool small_due = false;      // the small canaries are due (ISTag changed)
     bool attempt_failed = false; // the last attempt could not be done
+    unsigned test_failures = 0;  // attempts in a row that could not be done
     std::string test_error;      // ... and why
     Deadline next_test{};        // no attempt before this
     // Probes, under probe_mutex only:
@@ -211,7 +212,7 @@ std::optional<ServerPool::Lease> ServerPool::acquire(const std::vector<bool>& tr
 // fit - Lend when the self-test is off or trusts the server with part.
 ServerPool::Fit ServerPool::fit(const Server& s, const PartInfo& part) const {
     if (!settings_.self_test.enabled) return Fit::Lend;
-    if (!s.test) return s.attempt_failed ? Fit::Untested : Fit::Pending;
+    if (!s.test) return Fit::Pending; // not yet, or retrying soon: wait (a Down server is skipped)
     if (!s.test->eicar) return Fit::Failed;
     return trusts(*s.test, part) ? Fit::Lend : Fit::NotTrusted;
 }
@@ -568,14 +569,18 @@ void ServerPool::record_self_test(std::size_t server, SelfTestResult r, bool ful
     {
         std::lock_guard lock(mutex_);
         if (!complete) {
+            // Soon again (mail is waiting for it), backing off to the probe interval.
+            const auto again = std::min<std::chrono::milliseconds>(
+                settings_.probe_interval, std::chrono::milliseconds(500 << std::min(s.test_failures, 6u)));
+            ++s.test_failures;
             s.attempt_failed = true;
             s.test_error = r.error;
-            s.next_test = SteadyClock::now() + settings_.probe_interval;
+            s.next_test = SteadyClock::now() + again;
             (full ? s.full_due : s.small_due) = true;
-            spdlog::warn("scanner {} self-test not done: {}; it gets no mail until a test is done, retrying in "
-                         "{}ms",
-                         s.name, r.error, settings_.probe_interval.count());
+            spdlog::warn("scanner {} self-test not done: {}; {}retrying in {}ms", s.name, r.error,
+                         s.test ? "" : "it gets no mail until a test is done; ", again.count());
         } else {
+            s.test_failures = 0;
             if (!full && s.test) keep_large(r, *s.test);
             const bool changed = !s.test || s.test->summary() != r.summary();
             s.attempt_failed = false;
@@ -598,10 +603,13 @@ void ServerPool::record_self_test(std::size_t server, SelfTestResult r, bool ful
             ++counters().self_tests;
         }
     }
-    if (complete) report_success(server, {});
+    if (complete)
+        report_success(server, {});
+    else if (!stopping_)
+        report_failure(server, "self-test: " + r.error); // the breaker counts it like any exchange
     if (complete && !istag.empty()) note_signature(server, istag, {});
+    publish(); // before waking waiters: what they see next is already in the statistics
     slot_free_.notify_all();
-    publish();
 }
 
 // test_loop - run this server's self-test whenever one is due.
@@ -629,6 +637,8 @@ void ServerPool::test_loop(std::size_t server) {
 
 // publish - the counters' health view.
 void ServerPool::publish() {
+    // One publisher at a time, so an older snapshot never lands after a newer one.
+    std::lock_guard publishing(publish_mutex_);
     ScannerHealth h;
     h.status = to_string(overall());
     {

@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 using namespace icapm;
 using namespace icapm_test;
@@ -371,7 +372,7 @@ TEST_CASE("self-test: a scanner that misses plain EICAR gets no mail: OnFail, ne
     CHECK(scanner.servers()[0].fix.find("ScanFileTypes") != std::string::npos);
 }
 
-TEST_CASE("self-test: an unreachable scanner stays untested and mail gets OnFail, not Clean") {
+TEST_CASE("self-test: an unreachable scanner stays untested, trips the breaker, and mail gets OnFail") {
     QuietLog quiet;
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
@@ -387,9 +388,51 @@ TEST_CASE("self-test: an unreachable scanner stays untested and mail gets OnFail
                     ps);
     std::string why;
     NoServer kind;
-    CHECK_FALSE(pool.acquire({}, {10, ContentClass::Other}, SteadyClock::now() + 5s, &kind, &why));
+    // Mail waits while the test is retried (0.5 s, 1 s, ...); each failed
+    // attempt counts for the breaker, which opens after three: OnFail then.
+    const auto start = SteadyClock::now();
+    CHECK_FALSE(pool.acquire({}, {10, ContentClass::Other}, SteadyClock::now() + 20s, &kind, &why));
+    CHECK(SteadyClock::now() - start < 5s);
     CHECK(kind == NoServer::NoneUp);
-    CHECK(why.find("no scanner has finished its self-test") != std::string::npos);
-    CHECK(pool.status()[0].health != Health::Validated);
+    CHECK(why == "no scanner is up");
+    CHECK(pool.status()[0].down);
+    CHECK(pool.status()[0].self_test.find("not done") == 0);
     CHECK_FALSE(pool.status()[0].gets_mail);
+}
+
+TEST_CASE("self-test: a new ISTag sends the small canaries again and keeps the large result") {
+    QuietLog quiet;
+    Recorder rec;
+    std::atomic<int> canaries{0};
+    std::atomic<int> tag{1};
+    auto judge = eicar_up_to(100000, &canaries);
+    ScriptServer srv([&](Peer& p, int) {
+        serve(p, rec, options_reply(), [&](const Request& r) {
+            std::string reply = judge(r);
+            const std::string now = "SCRIPT-" + std::to_string(tag.load());
+            reply.replace(reply.find("SCRIPT-1"), 8, now); // the definitions the reply claims
+            return reply;
+        });
+    });
+    PoolSettings ps;
+    ps.self_test = SelfTestSettings{true, 128 * 1024, 64 * 1024};
+    ServerPool pool({spec_of("icap://127.0.0.1:" + std::to_string(srv.port()) + "/avscan")}, nullptr, fast(), ps);
+    for (int i = 0; i < 200 && !pool.self_test_result(0); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(pool.self_test_result(0));
+    CHECK(canaries == 5); // eicar, zip, pdf, 128K missed, 64K flagged
+    CHECK(pool.self_test_result(0)->trusted_size == 65536);
+    CHECK(pool.status()[0].istag == "SCRIPT-1");
+    std::this_thread::sleep_for(300ms);
+    CHECK(canaries == 5); // nothing more while the ISTag stays
+
+    tag = 2;
+    pool.report_success(0, "SCRIPT-2"); // a scan reply shows new definitions
+    for (int i = 0; i < 200 && canaries < 8; ++i) std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(300ms);
+    CHECK(canaries == 8); // the three small ones again, not the large one
+    auto r = pool.self_test_result(0);
+    REQUIRE(r);
+    CHECK(r->istag == "SCRIPT-2");
+    CHECK(r->trusted_size == 65536); // the large canary's finding is kept
+    CHECK(r->canaries.size() == 3);
 }

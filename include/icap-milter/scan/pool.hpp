@@ -26,7 +26,8 @@
 //   Self-test: "scanner X did not detect the EICAR test file: it gets no
 //   mail until it does (self-test)" is an error; misses (zip, PDF, large
 //   objects) are a warning naming the c-icap fix; a test that could not
-//   be done is a warning and is retried every CircuitBreakerProbeInterval.
+//   be done is a warning, counts as a failure for the circuit breaker,
+//   and is retried after 0.5 s, doubling up to CircuitBreakerProbeInterval.
 #pragma once
 
 #include "icap-milter/scan/content_class.hpp"
@@ -167,7 +168,7 @@ private:
     // health_of - one server's health (mutex_ held).
     Health health_of(const Server& s) const;
     // Fit - how a server stands for one part (mutex_ held).
-    enum class Fit { Lend, Pending, Untested, Failed, NotTrusted };
+    enum class Fit { Lend, Pending, Failed, NotTrusted };
     // fit - whether s may scan part, by its self-test.
     Fit fit(const Server& s, const PartInfo& part) const;
     // not_lent - why no server may scan part: *kind and *why (mutex_ held).
@@ -186,6 +187,7 @@ private:
     std::string last_signature_, last_signature_info_;
     std::int64_t last_signature_update_ = 0;
     Deadline next_health_round_ = Deadline::min(); // maintain() thread only
+    std::mutex publish_mutex_;            // serialises publish()
     std::atomic<bool> stopping_{false};   // tells the self-test threads to end
     std::condition_variable test_due_;    // wakes the self-test threads (with mutex_)
     std::vector<std::thread> testers_;    // one per server when the self-test is on
