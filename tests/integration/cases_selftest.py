@@ -18,10 +18,12 @@ SUMMARY
                        (sizelimit=off, mode=simple): only the PDF is missed.
       selftest_gif     ScanFileTypes GIF: the server misses plain EICAR,
                        is in Error (--check-scanners exits 1), and mail
-                       gets OnFail (451), never Clean.
+                       gets OnFail (451), never Clean. With ScannerSelfTest
+                       no the start-up warning is logged (and EICAR passes
+                       as Clean: the weakening, noted, not required).
       selftest_lab     the lab's tuned c-icap passes every canary
                        (Service validated); prints how long the self-test
-                       took at start.
+                       took at start; SIGHUP runs the whole set again.
 
     Each case notes, per message, the SMTP reply and X-Virus-Status.
 """
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import time
 from email.message import EmailMessage
@@ -259,6 +262,18 @@ def register(run) -> None:
                 ck.note("--check-scanners: " + " | ".join(
                     l.strip() for l in r.stdout.splitlines()
                     if re.match(r"\s+(health|canary|trusted size|c-icap fix)", l)))
+            # ScannerSelfTest no: the documented weakening, with its warning.
+            with s.milter("selftest_gif_off", {"IcapServer": url, "ScannerSelfTest": "no"}) as m:
+                ck.expect(wait_line(m, re.compile(r"ScannerSelfTest is off: .*Clean rests on the "
+                                                  r"scanners' word"), 10),
+                          "no start-up warning with ScannerSelfTest no")
+                ck.expect(not SELF_TEST_LINE.search(m.log_text()), "self-test ran although off")
+                out = mail.send_one(s.postfix.smtp_port, mail.eicar_attachment("EICAR, test off"))
+                got = s.sink.wait_for(out.message_id, 30) if out.code == 250 else None
+                ck.note("ScannerSelfTest no, EICAR through the GIF-only c-icap: "
+                        f"{out.code} X-Virus-Status: "
+                        f"{', '.join(got.header_values('X-Virus-Status')) if got else '-'} "
+                        "(the weakening the man page warns of)")
         finally:
             s.lab.forget(icap)
 
@@ -288,6 +303,10 @@ def register(run) -> None:
             for name in ("eicar", "zip", "pdf", "large"):
                 ck.expect(re.search(rf"canary {name}:\s+flagged", r.stdout),
                           f"canary {name} not flagged:\n{r.stdout}")
+            # SIGHUP builds a new scanner pool: the whole set is sent again.
+            os.kill(m.pid, signal.SIGHUP)
+            again = wait_line(m, re.compile(r"(?s)self-test passed.*self-test passed"), 60)
+            ck.expect(again, "no second 'self-test passed' after SIGHUP")
             ck.note("--check-scanners: " + " | ".join(
                 l.strip() for l in r.stdout.splitlines()
                 if re.match(r"\s+(health|self-test|canary|trusted size)", l)))
