@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh - install every Debian 12 package icap-milter needs to
-# build, test and run its demo. Idempotent; needs root.
+# build, test (sanitizers and fuzzing included) and run its demo.
+# Idempotent; needs root.
 set -euo pipefail
 
 BUILD_PKGS=(
@@ -8,13 +9,17 @@ BUILD_PKGS=(
   libmilter-dev libgmime-3.0-dev libssl-dev libspdlog-dev libfmt-dev
   doctest-dev nlohmann-json3-dev
 )
+# The fuzz harnesses (tests/fuzz/run.sh) need clang's libFuzzer runtime
+# and llvm-symbolizer. The ASan/UBSan/TSan unit test builds use g++, whose
+# sanitizer runtimes come with build-essential (libgcc-12-dev).
+FUZZ_PKGS=(clang libclang-rt-dev llvm)
 RUNTIME_PKGS=(
   c-icap libc-icap-mod-virus-scan clamav clamav-daemon
   postfix openssl zip python3 procps
 )
 
 missing=()
-for p in "${BUILD_PKGS[@]}" "${RUNTIME_PKGS[@]}"; do
+for p in "${BUILD_PKGS[@]}" "${FUZZ_PKGS[@]}" "${RUNTIME_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then

@@ -1,10 +1,12 @@
 // NAME
 //   fuzz_icap_response.cpp - libFuzzer harness for the ICAP response parser
 // SUMMARY
-//   The first input byte picks a feed size, so one input exercises both
-//   split points and whole-buffer parsing; complete replies then go
-//   through the verdict rules and the OPTIONS parser. Limits are set low
-//   so the fuzzer reaches them. Build and run: tests/fuzz/build.sh.
+//   The first input byte picks how the rest is fed to the parser: with
+//   the top bit set all at once, else in pieces of 1 + (byte % 64)
+//   bytes, so split points and whole-buffer parsing are both exercised.
+//   Complete replies then go through the verdict rules and the OPTIONS
+//   parser. Limits are set low so the fuzzer reaches them.
+//   Build and run: tests/fuzz/run.sh icap_response SECONDS.
 #include "icap-milter/icap/options.hpp"
 #include "icap-milter/icap/response.hpp"
 #include "icap-milter/icap/rules.hpp"
@@ -19,8 +21,8 @@ using namespace icapm;
 // LLVMFuzzerTestOneInput - one parse of one input.
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size == 0) return 0;
-    const std::size_t step = 1 + data[0] % 64;
     std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
+    const std::size_t step = (data[0] & 0x80) ? in.size() : 1 + data[0] % 64;
 
     ParserLimits lim;
     lim.max_header_bytes = 4096;

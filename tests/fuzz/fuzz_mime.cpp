@@ -1,11 +1,13 @@
 // NAME
 //   fuzz_mime.cpp - libFuzzer harness for the spool and the MIME walker
 // SUMMARY
-//   Every input is a raw message. The first byte picks whether the
-//   message spool lives in memory or in a temp file, so both GMime
-//   stream kinds are exercised. Small limits make the depth, part-count,
-//   size and census paths reachable with small inputs. Each item is read
-//   back and its size and hash are checked against what the walker said.
+//   Every input is a raw message behind one mode byte: bit 0 puts the
+//   message spool in a temp file instead of memory, so both GMime stream
+//   kinds are exercised; bit 1 sends every part's spool to disk. Small
+//   limits make the depth, part-count, size and census paths reachable
+//   with small inputs. Each item is read back and its size and hash are
+//   checked against what the walker said.
+//   Build and run: tests/fuzz/run.sh mime SECONDS.
 // DIAGNOSTICS
 //   std::runtime_error (GMime could not make a message) is an expected
 //   outcome; anything else escaping, a size or hash mismatch, or a
