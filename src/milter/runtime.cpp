@@ -106,11 +106,7 @@ std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const Config> config
     rt->tokens = std::move(tokens);
     // The scanner's pool takes its self-test settings from here (ScannerSelfTest, MaxScanSize).
     set_self_test_defaults({config->scanner_self_test, config->max_scan_size});
-    {
-        // The scanner builds its TLS context here, in this thread.
-        TlsPreloadScope preloaded(tls_files.get());
-        rt->scanner = std::make_shared<Scanner>(config);
-    }
+    rt->scanner = std::make_shared<Scanner>(config, tls_files);
     rt->tls_files = std::move(tls_files);
     rt->config = std::move(config);
     return rt;

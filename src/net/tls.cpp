@@ -12,7 +12,7 @@
 //   Each OpenSSL object has exactly one owner: SSL_CTX in TlsContext,
 //   SSL in TlsConnection, the kept SSL_SESSION in TlsResumption.
 //   PEM files are read into memory and parsed from there, so contents
-//   read before the privilege drop (TlsFiles, TlsPreloadScope) and files
+//   read before the privilege drop (TlsFiles, given to the TlsContext) and files
 //   read now take the same path. TlsCAPath is looked up by OpenSSL at
 //   each handshake and is therefore read as User.
 // DIAGNOSTICS
@@ -64,9 +64,6 @@ std::string ssl_errors() {
 // The largest PEM file read: system CA bundles are about 200 KiB.
 constexpr std::size_t kMaxPemSize = 4u << 20;
 
-// The preloaded files TlsContexts built in this thread use (TlsPreloadScope).
-thread_local const TlsFiles* preloaded_files = nullptr;
-
 // wipe - overwrite a string's bytes (key material) before it is freed.
 void wipe(std::string& s) noexcept {
     if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
@@ -79,9 +76,9 @@ struct Pem {
 };
 
 // load_pem - the preloaded contents of path, or the file read now.
-void load_pem(const std::string& path, const char* what, Pem& out) {
-    if (preloaded_files)
-        if (const std::string* found = preloaded_files->find(path)) {
+void load_pem(const TlsFiles* files, const std::string& path, const char* what, Pem& out) {
+    if (files)
+        if (const std::string* found = files->find(path)) {
             out.text = *found;
             return;
         }
@@ -393,14 +390,6 @@ TlsFileRead read_tls_file(const std::string& path) {
     return r;
 }
 
-// TlsPreloadScope - point this thread's contexts at files.
-TlsPreloadScope::TlsPreloadScope(const TlsFiles* files) noexcept : previous_(preloaded_files) {
-    preloaded_files = files;
-}
-
-// ~TlsPreloadScope - back to what was there before.
-TlsPreloadScope::~TlsPreloadScope() { preloaded_files = previous_; }
-
 // CtxFree - release the SSL_CTX.
 void TlsContext::CtxFree::operator()(SSL_CTX* p) const noexcept { SSL_CTX_free(p); }
 
@@ -416,7 +405,7 @@ void TlsResumption::store(SSL_SESSION* session) noexcept {
 }
 
 // TlsContext - build and check the shared client context.
-TlsContext::TlsContext(const TlsSettings& s)
+TlsContext::TlsContext(const TlsSettings& s, const TlsFiles* files)
     : ctx_(SSL_CTX_new(TLS_client_method())), verify_(s.verify), verify_hostname_(s.verify_hostname),
       accept_expired_(s.accept_expired) {
     if (!ctx_) throw std::runtime_error("TLS: cannot create context: " + ssl_errors());
@@ -450,7 +439,7 @@ TlsContext::TlsContext(const TlsSettings& s)
         if (!s.ca_file.empty() || !s.ca_path.empty()) {
             if (!s.ca_file.empty()) {
                 Pem ca;
-                load_pem(s.ca_file, "CA file", ca);
+                load_pem(files, s.ca_file, "CA file", ca);
                 load_ca_pem(c, ca.text, s.ca_file);
             }
             if (!s.ca_path.empty() && SSL_CTX_load_verify_locations(c, nullptr, s.ca_path.c_str()) != 1)
@@ -469,9 +458,9 @@ TlsContext::TlsContext(const TlsSettings& s)
         throw std::runtime_error("TLS: client certificate and key must be given together");
     if (!s.client_cert.empty()) {
         Pem cert, key;
-        load_pem(s.client_cert, "client certificate", cert);
+        load_pem(files, s.client_cert, "client certificate", cert);
         load_chain_pem(c, cert.text, s.client_cert);
-        load_pem(s.client_key, "client key", key);
+        load_pem(files, s.client_key, "client key", key);
         load_key_pem(c, key.text, s.client_key);
         if (SSL_CTX_check_private_key(c) != 1)
             throw std::runtime_error("TLS: client key does not match its certificate: " + ssl_errors());

@@ -212,12 +212,13 @@ struct Scanner::Impl {
 
 
 // make_scanner_tls - one TLS context from the Tls* keys, if any server needs it.
-std::shared_ptr<const TlsContext> make_scanner_tls(const Config& c) {
-    return make_scanner_tls(c, parse_server_specs(c.icap_servers));
+std::shared_ptr<const TlsContext> make_scanner_tls(const Config& c, const TlsFiles* files) {
+    return make_scanner_tls(c, parse_server_specs(c.icap_servers), files);
 }
 
 // make_scanner_tls - the same for server lines already parsed.
-std::shared_ptr<const TlsContext> make_scanner_tls(const Config& c, const std::vector<ServerSpec>& specs) {
+std::shared_ptr<const TlsContext> make_scanner_tls(const Config& c, const std::vector<ServerSpec>& specs,
+                                                   const TlsFiles* files) {
     if (std::none_of(specs.begin(), specs.end(), [](const ServerSpec& s) { return s.uri.tls; })) return nullptr;
     TlsSettings t;
     t.ca_file = c.tls_ca_file;
@@ -229,15 +230,16 @@ std::shared_ptr<const TlsContext> make_scanner_tls(const Config& c, const std::v
     t.ciphers = c.tls_ciphers;
     t.verify_hostname = c.tls_verify_hostname;
     t.accept_expired = c.tls_accept_expired;
-    return std::make_shared<const TlsContext>(t);
+    return std::make_shared<const TlsContext>(t, files);
 }
 
 // Scanner - parse the server list, make the TLS context, start threads.
-Scanner::Scanner(std::shared_ptr<const Config> config) : impl_(std::make_unique<Impl>(std::move(config))) {
+Scanner::Scanner(std::shared_ptr<const Config> config, std::shared_ptr<const TlsFiles> tls_files)
+    : impl_(std::make_unique<Impl>(std::move(config))) {
     const Config& c = *impl_->config;
     std::vector<ServerSpec> specs = parse_server_specs(c.icap_servers);
     if (specs.empty()) throw std::runtime_error("no IcapServer configured");
-    std::shared_ptr<const TlsContext> tls = make_scanner_tls(c, specs);
+    std::shared_ptr<const TlsContext> tls = make_scanner_tls(c, specs, tls_files.get());
     Timeouts timeouts;
     timeouts.connect = c.connect_timeout;
     timeouts.io = c.io_timeout;

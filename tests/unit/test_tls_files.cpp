@@ -1,7 +1,7 @@
 // NAME
 //   test_tls_files.cpp - TLS files read ahead of the privilege drop
 // SUMMARY
-//   A TlsContext built inside a TlsPreloadScope takes the CA file, client
+//   A TlsContext given a TlsFiles table takes the CA file, client
 //   certificate and key from the preloaded table, so it works when the
 //   paths can no longer be read. load_tls_files() keeps the old contents
 //   of a file it may not read (EACCES, as after the privilege drop) and
@@ -135,26 +135,17 @@ TEST_CASE("tls files: a context takes preloaded contents when the paths are gone
     std::filesystem::remove(key_file); // stands in for "not readable after the privilege drop"
     std::filesystem::remove(ca_file);
     CHECK_THROWS_AS(TlsContext{mtls(ca_file, cert_file, key_file)}, std::runtime_error);
-    {
-        TlsPreloadScope scope(&files);
-        CHECK_NOTHROW(TlsContext{mtls(ca_file, cert_file, key_file)});
-    }
-    CHECK_THROWS_AS(TlsContext{mtls(ca_file, cert_file, key_file)}, std::runtime_error); // scope ended
+    CHECK_NOTHROW(TlsContext(mtls(ca_file, cert_file, key_file), &files));
+    CHECK_THROWS_AS(TlsContext{mtls(ca_file, cert_file, key_file)}, std::runtime_error); // without them
 
     // Preloaded contents are checked as files are: a key of another
     // certificate, or no certificate in the CA file, is an error.
     Identity other;
     files.set(key_file, other.key);
-    {
-        TlsPreloadScope scope(&files);
-        CHECK_THROWS_AS(TlsContext{mtls(ca_file, cert_file, key_file)}, std::runtime_error);
-    }
+    CHECK_THROWS_AS(TlsContext(mtls(ca_file, cert_file, key_file), &files), std::runtime_error);
     files.set(key_file, client.key);
     files.set(ca_file, "not a certificate\n");
-    {
-        TlsPreloadScope scope(&files);
-        CHECK_THROWS_AS(TlsContext{mtls(ca_file, cert_file, key_file)}, std::runtime_error);
-    }
+    CHECK_THROWS_AS(TlsContext(mtls(ca_file, cert_file, key_file), &files), std::runtime_error);
 }
 
 TEST_CASE("tls files: load_tls_files keeps unreadable files from before, with a warning") {
@@ -189,10 +180,7 @@ TEST_CASE("tls files: load_tls_files keeps unreadable files from before, with a 
 
     // The kept contents build a working context while the path is refused.
     std::filesystem::remove(c.tls_key_file);
-    {
-        TlsPreloadScope scope(second.get());
-        CHECK_NOTHROW(TlsContext{mtls(c.tls_ca_file, c.tls_cert_file, c.tls_key_file)});
-    }
+    CHECK_NOTHROW(TlsContext(mtls(c.tls_ca_file, c.tls_cert_file, c.tls_key_file), second.get()));
 
     // A file never read before, or gone (ENOENT), is not papered over.
     CHECK(load_tls_files(c, nullptr, as_user)->find(c.tls_key_file) == nullptr);

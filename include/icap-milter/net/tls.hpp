@@ -7,8 +7,8 @@
 //   session of a server so a reconnect can resume instead of a full
 //   handshake. The CA file, client certificate and key may be read ahead
 //   of time (before the privilege drop, and again on reload) into a
-//   TlsFiles table; a TlsPreloadScope makes the contexts built in its
-//   thread take the contents from there instead of opening the paths.
+//   TlsFiles table, which a TlsContext then takes the contents from
+//   instead of opening the paths.
 // DIAGNOSTICS
 //   The constructor throws std::runtime_error with OpenSSL's reason when
 //   the CA file, certificate or key cannot be loaded, or the settings are
@@ -73,20 +73,6 @@ struct TlsFileRead {
 // past that), read as the process is now.
 TlsFileRead read_tls_file(const std::string& path);
 
-// TlsPreloadScope - while it lives, TlsContexts built by this thread take
-// the CA file, client certificate and key from files when it holds their
-// path, and read the path otherwise. Scopes nest; files may be null.
-class TlsPreloadScope {
-public:
-    explicit TlsPreloadScope(const TlsFiles* files) noexcept;
-    ~TlsPreloadScope();
-    TlsPreloadScope(const TlsPreloadScope&) = delete;
-    TlsPreloadScope& operator=(const TlsPreloadScope&) = delete;
-
-private:
-    const TlsFiles* previous_;
-};
-
 // TlsPeerInfo - what an operator wants to know about a TLS connection.
 struct TlsPeerInfo {
     std::string protocol;     // "TLSv1.3"
@@ -102,7 +88,10 @@ struct TlsPeerInfo {
 // TlsContext - owns the SSL_CTX; thread-safe to share once built.
 class TlsContext {
 public:
-    explicit TlsContext(const TlsSettings& settings);
+    // TlsContext - the CA file, client certificate and key come from
+    // files when it holds their path (read before the privilege drop),
+    // else from the paths now; files may be null.
+    explicit TlsContext(const TlsSettings& settings, const TlsFiles* files = nullptr);
     ~TlsContext();
     TlsContext(const TlsContext&) = delete;
     TlsContext& operator=(const TlsContext&) = delete;

@@ -34,20 +34,25 @@ struct ScanTask {
 };
 
 class TlsContext;
+class TlsFiles;
 
 // make_scanner_tls - the TLS context for the configured icaps:// servers
 // (nullptr when every server is plain icap://). Throws std::runtime_error
 // on a bad IcapServer line, an unreadable CA file, a client certificate
 // or key that cannot be loaded or do not match, or a bad cipher list.
-std::shared_ptr<const TlsContext> make_scanner_tls(const Config& config);
+// files: the TLS files as read before the privilege drop (may be null).
+std::shared_ptr<const TlsContext> make_scanner_tls(const Config& config, const TlsFiles* files = nullptr);
 // make_scanner_tls - the same for IcapServer lines already parsed.
-std::shared_ptr<const TlsContext> make_scanner_tls(const Config& config, const std::vector<ServerSpec>& specs);
+std::shared_ptr<const TlsContext> make_scanner_tls(const Config& config, const std::vector<ServerSpec>& specs,
+                                                   const TlsFiles* files = nullptr);
 
 class Scanner {
 public:
     // Scanner - validate servers, build the TLS context, start the workers.
     // Throws std::runtime_error on a bad server URI or TLS setting.
-    explicit Scanner(std::shared_ptr<const Config> config);
+    // tls_files: TlsCAFile/TlsCertFile/TlsKeyFile as read before the
+    // privilege drop (null: read the paths now).
+    explicit Scanner(std::shared_ptr<const Config> config, std::shared_ptr<const TlsFiles> tls_files = nullptr);
     // ~Scanner - finish queued work, then stop and join the workers.
     ~Scanner();
     Scanner(const Scanner&) = delete;
