@@ -392,7 +392,8 @@ bool ServerPool::probe(std::size_t server) {
     return true;
 }
 
-// maintain - due probes, OPTIONS refreshes and the health round.
+// maintain - due probes, OPTIONS refreshes and the health round (which
+// also makes a new self-test due for servers that missed plain EICAR).
 bool ServerPool::maintain(Deadline now) {
     const std::size_t n = servers_.size();
     std::vector<bool> done(n, false);
@@ -427,6 +428,14 @@ bool ServerPool::maintain(Deadline now) {
         last_health_check_ = static_cast<std::int64_t>(std::time(nullptr));
     }
     next_health_round_ = now + settings_.health_interval;
+    if (settings_.self_test.enabled) {
+        // A server that missed plain EICAR is tested again each round, so a
+        // fixed scanner gets mail back without a reload (its ISTag may not change).
+        std::lock_guard lock(mutex_);
+        for (auto& sp : servers_)
+            if (sp->test && !sp->test->eicar) sp->full_due = true;
+        test_due_.notify_all();
+    }
     publish();
     return true;
 }

@@ -436,3 +436,32 @@ TEST_CASE("self-test: a new ISTag sends the small canaries again and keeps the l
     CHECK(r->trusted_size == 65536); // the large canary's finding is kept
     CHECK(r->canaries.size() == 3);
 }
+
+TEST_CASE("self-test: a server that missed plain EICAR is tested again at each health round") {
+    QuietLog quiet;
+    Recorder rec;
+    std::atomic<bool> fixed{false};
+    std::atomic<int> canaries{0};
+    auto judge = eicar_up_to(1 << 20, &canaries);
+    ScriptServer srv([&](Peer& p, int) {
+        serve(p, rec, options_reply(), [&](const Request& r) { return fixed ? judge(r) : kReply204; });
+    });
+    PoolSettings ps;
+    ps.self_test = SelfTestSettings{true, 128 * 1024, 64 * 1024};
+    ps.health_interval = 60000ms;
+    ServerPool pool({spec_of("icap://127.0.0.1:" + std::to_string(srv.port()) + "/avscan")}, nullptr, fast(), ps);
+    for (int i = 0; i < 200 && !pool.self_test_result(0); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(pool.self_test_result(0));
+    CHECK_FALSE(pool.status()[0].gets_mail);
+    CHECK(pool.status()[0].health == Health::Error);
+    fixed = true; // the admin fixes ScanFileTypes and restarts c-icap: same ISTag
+    const auto t0 = SteadyClock::now();
+    pool.maintain(t0);                       // first health round: due again
+    for (int i = 0; i < 300 && !pool.status()[0].gets_mail; ++i) std::this_thread::sleep_for(10ms);
+    CHECK(pool.status()[0].gets_mail);
+    CHECK(pool.self_test_result(0)->trusted_size == 128 * 1024); // a full test: the large canary too
+    const int before = rec.respmods;
+    pool.maintain(t0 + 61s); // a passed server is not tested again
+    std::this_thread::sleep_for(300ms);
+    CHECK(rec.respmods == before);
+}
