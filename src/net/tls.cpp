@@ -246,6 +246,10 @@ bool is_ip_literal(const std::string& host) {
 class TlsConnection final : public Connection {
 public:
     TlsConnection(UniqueFd fd, SslPtr ssl) noexcept : fd_(std::move(fd)), ssl_(std::move(ssl)) {}
+    // ~TlsConnection - always close with close_notify: a bare close leaves
+    // "unexpected eof" in c-icap 0.5.10's thread error queue (OpenSSL 3),
+    // and that thread then cuts off later TLS uploads (see icap-milter(8)).
+    ~TlsConnection() override { shutdown(); }
 
     // read_some - SSL_read without waiting.
     IoResult read_some(std::span<char> out) override {
@@ -280,7 +284,8 @@ public:
 
     // shutdown - send close_notify once; never wait for the peer's.
     void shutdown() noexcept override {
-        if (broken_) return;
+        if (broken_ || notified_) return;
+        notified_ = true;
         SigpipeGuard guard;
         ERR_clear_error();
         (void)SSL_shutdown(ssl_.get());
@@ -333,6 +338,7 @@ private:
     UniqueFd fd_;   // declared first: destroyed after the SSL that uses it
     SslPtr ssl_;
     bool broken_ = false;
+    bool notified_ = false; // close_notify sent
 };
 
 } // namespace

@@ -480,6 +480,13 @@ class CIcap(Daemon):
                     if not chunk:
                         break
                     reply += chunk
+                if tls:
+                    # close_notify: a bare close poisons a c-icap thread
+                    # (see KNOWN SCANNER ISSUES in icap-milter(8)).
+                    try:
+                        conn.unwrap()
+                    except (OSError, ssl.SSLError, ValueError):
+                        pass
         except (OSError, ssl.SSLError):
             return False
         return reply.startswith(b"ICAP/1.0 200") and b"RESPMOD" in reply

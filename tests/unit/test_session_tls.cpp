@@ -168,6 +168,7 @@ public:
     std::vector<std::string> client_certs; // client certificate subject, "" when none
     std::atomic<int> handshakes_failed{0};
     std::atomic<int> bytes_received{0};
+    std::vector<std::string> endings;  // per connection: "close_notify" or "eof" (bare close)
 
 private:
     // loop - a thread per connection: a connection left waiting (early
@@ -211,7 +212,13 @@ private:
         auto fill = [&] {
             char tmp[65536];
             int n = SSL_read(ssl.get(), tmp, sizeof tmp);
-            if (n <= 0) return false;
+            if (n <= 0) {
+                const bool notified = SSL_get_error(ssl.get(), n) == SSL_ERROR_ZERO_RETURN;
+                ERR_clear_error();
+                std::lock_guard<std::mutex> lock(mu);
+                endings.push_back(notified ? "close_notify" : "eof");
+                return false;
+            }
             buf.append(tmp, static_cast<std::size_t>(n));
             bytes_received += n;
             return true;
@@ -306,6 +313,29 @@ TEST_CASE("session tls: verified connection by name sends SNI and resumes after 
     REQUIRE(srv.sni.size() == 2);
     CHECK(srv.sni[0] == "localhost");
     CHECK(srv.resumed == std::vector<bool>{false, true});
+}
+
+TEST_CASE("session tls: a session that goes away closes with close_notify, never a bare FIN") {
+    // c-icap 0.5.10 with OpenSSL 3 keeps the "unexpected eof" of a bare
+    // close in its worker thread's error queue, and then cuts off later
+    // large TLS uploads on that thread: every close must be a polite one.
+    QuietLog quiet;
+    TestCert cert("DNS:localhost,IP:127.0.0.1");
+    TlsServer srv(cert);
+    {
+        IcapSession s(srv.uri("localhost"), context(cert.pem), fast());
+        MemSource a("clean text");
+        CHECK(s.scan(ScanRequest{"a.txt", "Job-T0"}, a).kind == VerdictKind::Clean);
+    } // destroyed with its pooled connection open (stop, reload, doomed sessions)
+    for (int i = 0; i < 100; ++i) {
+        {
+            std::lock_guard<std::mutex> lock(srv.mu);
+            if (!srv.endings.empty()) break;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    std::lock_guard<std::mutex> lock(srv.mu);
+    CHECK(srv.endings == std::vector<std::string>{"close_notify"});
 }
 
 TEST_CASE("session tls: IP literal is verified against the IP SAN and sends no SNI") {
