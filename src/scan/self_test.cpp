@@ -12,6 +12,7 @@
 //   logs its own warning); nothing here throws to the caller.
 #include "icap-milter/scan/self_test.hpp"
 
+#include "icap-milter/common/lock_guarded.hpp"
 #include "icap-milter/icap/verdict.hpp"
 #include "icap-milter/scan/session.hpp"
 
@@ -22,7 +23,6 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <mutex>
 #include <system_error>
 
 namespace icapm {
@@ -266,8 +266,8 @@ long long elapsed_ms(Deadline t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t).count();
 }
 
-std::mutex defaults_mutex;
-SelfTestSettings defaults_now; // under defaults_mutex
+// defaults_now - what set_self_test_defaults() stored last.
+LockGuarded<SelfTestSettings> defaults_now;
 
 } // namespace
 
@@ -417,19 +417,13 @@ std::string cicap_fix(const SelfTestResult& r) {
 
 // set_self_test_defaults - store the settings; a loud note when off.
 void set_self_test_defaults(const SelfTestSettings& s) {
-    {
-        std::lock_guard lock(defaults_mutex);
-        defaults_now = s;
-    }
+    *defaults_now.lock() = s;
     if (!s.enabled)
         spdlog::warn("ScannerSelfTest is off: scanners are not sent the EICAR canaries, so Clean rests on the "
                      "scanners' word (a 204 for a part a scanner skipped passes as Clean)");
 }
 
 // self_test_defaults - a copy under the lock.
-SelfTestSettings self_test_defaults() {
-    std::lock_guard lock(defaults_mutex);
-    return defaults_now;
-}
+SelfTestSettings self_test_defaults() { return *defaults_now.lock(); }
 
 } // namespace icapm

@@ -10,6 +10,7 @@
 //   c-icap with a short ScanFileTypes and a small MaxObjectSize does.
 #include "icap-milter/scan/self_test.hpp"
 
+#include "icap-milter/common/lock_guarded.hpp"
 #include "icap-milter/config/config.hpp"
 #include "icap-milter/scan/content_class.hpp"
 #include "icap-milter/scan/pool.hpp"
@@ -20,6 +21,7 @@
 
 #include <doctest/doctest.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -464,4 +466,32 @@ TEST_CASE("self-test: a server that missed plain EICAR is tested again at each h
     pool.maintain(t0 + 61s); // a passed server is not tested again
     std::this_thread::sleep_for(300ms);
     CHECK(rec.respmods == before);
+}
+
+TEST_CASE("lock_guarded: the value is reached only through a locked handle") {
+    LockGuarded<std::vector<int>> guarded;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 1000; ++i) guarded.lock()->push_back(i);
+        });
+    for (auto& t : threads) t.join();
+    CHECK(guarded.lock()->size() == 4000);
+    const auto& read_only = guarded;
+    CHECK((*read_only.lock()).size() == 4000);
+    // While a handle lives, the mutex is held: a condition variable can wait on it.
+    std::condition_variable cv;
+    bool ready = false;
+    std::thread setter([&] {
+        auto h = guarded.lock();
+        h->push_back(-1);
+        ready = true;
+        cv.notify_all();
+    });
+    {
+        auto h = guarded.lock();
+        cv.wait(h.lock(), [&] { return ready; });
+        CHECK(h->back() == -1);
+    }
+    setter.join();
 }
