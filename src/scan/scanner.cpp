@@ -250,6 +250,7 @@ Scanner::Scanner(std::shared_ptr<const Config> config, std::shared_ptr<const Tls
     ps.probe_interval = c.circuit_breaker_probe_interval;
     ps.health_interval = c.health_check_interval;
     ps.expiry_warning_days = c.tls_expiry_warning_days;
+    ps.self_test = self_test_settings(c.scanner_self_test, c.max_scan_size);
     impl_->pool = std::make_unique<ServerPool>(std::move(specs), std::move(tls), timeouts, ps);
     for (unsigned i = 0; i < c.scan_threads; ++i) impl_->workers.emplace_back([this] { impl_->work(); });
     impl_->health = std::thread([this] { impl_->health_loop(); });

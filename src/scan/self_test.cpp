@@ -12,7 +12,6 @@
 //   logs its own warning); nothing here throws to the caller.
 #include "icap-milter/scan/self_test.hpp"
 
-#include "icap-milter/common/lock_guarded.hpp"
 #include "icap-milter/icap/verdict.hpp"
 #include "icap-milter/scan/session.hpp"
 
@@ -266,8 +265,6 @@ long long elapsed_ms(Deadline t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t).count();
 }
 
-// defaults_now - what set_self_test_defaults() stored last.
-LockGuarded<SelfTestSettings> defaults_now;
 
 } // namespace
 
@@ -415,15 +412,13 @@ std::string cicap_fix(const SelfTestResult& r) {
     return fmt::format("{}", fmt::join(fix, "; "));
 }
 
-// set_self_test_defaults - store the settings; a loud note when off.
-void set_self_test_defaults(const SelfTestSettings& s) {
-    *defaults_now.lock() = s;
-    if (!s.enabled)
-        spdlog::warn("ScannerSelfTest is off: scanners are not sent the EICAR canaries, so Clean rests on the "
-                     "scanners' word (a 204 for a part a scanner skipped passes as Clean)");
+// self_test_settings - the pool's self-test settings from the config.
+SelfTestSettings self_test_settings(bool enabled, std::uint64_t max_scan_size) noexcept {
+    SelfTestSettings s;
+    s.enabled = enabled;
+    s.large_size = max_scan_size;
+    s.large_floor = std::min<std::uint64_t>(1ull << 20, max_scan_size / 8);
+    return s;
 }
-
-// self_test_defaults - a copy under the lock.
-SelfTestSettings self_test_defaults() { return *defaults_now.lock(); }
 
 } // namespace icapm

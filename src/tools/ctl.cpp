@@ -255,7 +255,10 @@ int verify(const std::string& file, const std::string& conf, const std::string& 
     if (!scan_version.empty()) {
         in.scan_versions = {scan_version};
     } else if (values.size() == 1) {
-        icapm::Scanner scanner(config);
+        // Only the ISTags are wanted here: no canaries are sent to the scanners.
+        auto asking = std::make_shared<icapm::Config>(*config);
+        asking->scanner_self_test = false;
+        icapm::Scanner scanner(asking);
         in.scan_versions = scanner.signatures();
     }
     std::printf("message: %zu part(s), parts hash %s\n", walk.items.size(), in.verification_hash.c_str());

@@ -57,6 +57,7 @@ std::string url(const ScriptServer& s) { return "icap://127.0.0.1:" + std::to_st
 std::shared_ptr<const Config> scanner_config(std::vector<std::string> servers, unsigned threads = 2,
                                              unsigned breaker = 3) {
     auto c = std::make_shared<Config>();
+    c->scanner_self_test = false; // scripted servers: no EICAR canaries
     c->icap_servers = std::move(servers);
     c->scan_threads = threads;
     c->connect_timeout = 1000ms;

@@ -94,12 +94,6 @@ SelfTestResult result_of(bool eicar, bool zip, bool pdf, std::uint64_t large_fla
     return r;
 }
 
-// SelfTestOn - self-test defaults for Scanners built inside one test.
-struct SelfTestOn {
-    explicit SelfTestOn(SelfTestSettings s) { set_self_test_defaults(s); }
-    ~SelfTestOn() { set_self_test_defaults(SelfTestSettings{}); }
-};
-
 // eicar_up_to - a scripted scanner: flags EICAR in a body of at most
 // limit bytes that is not a zip or PDF; answers 204 otherwise.
 std::function<std::string(const Request&)> eicar_up_to(std::size_t limit, std::atomic<int>* canaries) {
@@ -122,9 +116,12 @@ ScanTask task_of(const std::string& text, ContentClass kind = ContentClass::Othe
     return t;
 }
 
-// scanner_config - one scripted server, short timeouts.
-std::shared_ptr<const Config> scanner_config(const ScriptServer& s) {
+// scanner_config - one scripted server, short timeouts, the self-test on
+// with a large canary of max_scan_size bytes (halved down to an eighth).
+std::shared_ptr<const Config> scanner_config(const ScriptServer& s, std::uint64_t max_scan_size) {
     auto c = std::make_shared<Config>();
+    c->scanner_self_test = true;
+    c->max_scan_size = max_scan_size;
     c->icap_servers = {"icap://127.0.0.1:" + std::to_string(s.port()) + "/avscan"};
     c->scan_threads = 2;
     c->connect_timeout = 1000ms;
@@ -325,8 +322,7 @@ TEST_CASE("self-test: a scanner that 204s zips, PDFs and big objects is trusted 
     Recorder rec;
     std::atomic<int> canaries{0};
     ScriptServer srv([&](Peer& p, int) { serve(p, rec, options_reply(), eicar_up_to(100000, &canaries)); });
-    SelfTestOn on(SelfTestSettings{true, 512 * 1024, 64 * 1024});
-    Scanner scanner(scanner_config(srv));
+    Scanner scanner(scanner_config(srv, 512 * 1024));
     // Mail waits for the self-test: the first scan already sees its result.
     auto v = scanner.scan({task_of(random_bytes(10000)), task_of(random_bytes(80000)),
                            task_of(eicar_zip(), ContentClass::Archive), task_of("%PDF-1.4 x", ContentClass::Document),
@@ -360,8 +356,7 @@ TEST_CASE("self-test: a scanner that misses plain EICAR gets no mail: OnFail, ne
     QuietLog quiet;
     Recorder rec;
     ScriptServer srv([&](Peer& p, int) { serve(p, rec, options_reply(), [](const Request&) { return kReply204; }); });
-    SelfTestOn on(SelfTestSettings{true, 256 * 1024, 64 * 1024});
-    Scanner scanner(scanner_config(srv));
+    Scanner scanner(scanner_config(srv, 256 * 1024));
     auto v = scanner.scan({task_of("hello"), task_of(std::string(kEicar))}, [] {});
     REQUIRE(v.size() == 2);
     for (const auto& x : v) {

@@ -589,6 +589,7 @@ TEST_CASE("scanner tls: TlsCertFile, TlsKeyFile and TlsCiphers from the config r
     TlsServer srv(server_cert, ServerTls{&client_cert, only});
     auto config = [&](bool with_cert, const std::string& ciphers) {
         auto c = std::make_shared<Config>();
+        c->scanner_self_test = false; // scripted servers: no EICAR canaries
         c->icap_servers = {"icaps://localhost:" + std::to_string(srv.uri("localhost").port) + "/avscan"};
         c->scan_threads = 1;
         c->connect_timeout = 2000ms;

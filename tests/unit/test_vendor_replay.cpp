@@ -121,6 +121,7 @@ std::string names(const std::vector<std::string>& threats) {
 // scanner_config - one scripted server, short timeouts, no retry surprises.
 std::shared_ptr<const Config> scanner_config(const ScriptServer& s) {
     auto c = std::make_shared<Config>();
+    c->scanner_self_test = false; // scripted servers: no EICAR canaries
     c->icap_servers = {"icap://127.0.0.1:" + std::to_string(s.port()) + "/avscan"};
     c->scan_threads = 1;
     c->connect_timeout = 1000ms;

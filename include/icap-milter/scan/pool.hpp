@@ -70,7 +70,7 @@ struct PoolSettings {
     std::chrono::milliseconds probe_interval{10000};  // CircuitBreakerProbeInterval
     std::chrono::milliseconds health_interval{60000}; // HealthCheckInterval
     unsigned expiry_warning_days = 30;         // TlsExpiryWarningDays (0 = off)
-    SelfTestSettings self_test = self_test_defaults(); // ScannerSelfTest, MaxScanSize
+    SelfTestSettings self_test;                // ScannerSelfTest, MaxScanSize (off unless set)
 };
 
 // ServerStatus - a snapshot of one server for logs, tools and tests.

@@ -129,12 +129,9 @@ bool trusts(const SelfTestResult& r, const PartInfo& part) noexcept;
 // cicap_fix - the c-icap settings that cure r's misses ("" when none).
 std::string cicap_fix(const SelfTestResult& r);
 
-// set_self_test_defaults - the settings pools get when their builder
-// does not pass any (PoolSettings' default): the daemon sets them from
-// its config (ScannerSelfTest, MaxScanSize) before building its Scanner,
-// and warns when the self-test is off. Until then the test is off.
-void set_self_test_defaults(const SelfTestSettings& s);
-// self_test_defaults - the settings set last.
-SelfTestSettings self_test_defaults();
+// self_test_settings - ScannerSelfTest and MaxScanSize as the pool takes
+// them: the large canary starts at MaxScanSize and halves down to the
+// smaller of 1 MiB and an eighth of it.
+SelfTestSettings self_test_settings(bool enabled, std::uint64_t max_scan_size) noexcept;
 
 } // namespace icapm
