@@ -68,28 +68,6 @@ UniqueFd make_private_file(const std::string& dir) {
     return fd;
 }
 
-// MemorySource - cursor over the spool's vector.
-class MemorySource final : public ByteSource {
-public:
-    explicit MemorySource(std::string_view data) : data_(data) {}
-
-    // read - copy the next bytes.
-    std::size_t read(std::span<char> out) override {
-        std::size_t n = std::min(out.size(), data_.size() - pos_);
-        if (n == 0) return 0; // an empty spool's view may be null
-        std::memcpy(out.data(), data_.data() + pos_, n);
-        pos_ += n;
-        return n;
-    }
-    // rewind - back to byte 0.
-    void rewind() override { pos_ = 0; }
-    // size - bytes in the view.
-    std::uint64_t size() const override { return data_.size(); }
-
-private:
-    std::string_view data_;
-    std::size_t pos_ = 0;
-};
 
 // FileSource - pread cursor over the spool's file; borrows the fd.
 class FileSource final : public ByteSource {
@@ -166,7 +144,7 @@ void Spool::spill() {
 // reader - a cursor over what has been appended so far.
 std::unique_ptr<ByteSource> Spool::reader() const {
     if (fd_) return std::make_unique<FileSource>(fd_.get(), size_);
-    return std::make_unique<MemorySource>(memory());
+    return std::make_unique<ViewSource>(memory());
 }
 
 // clear - forget everything; the file (if any) disappears with its fd.

@@ -242,23 +242,6 @@ std::size_t LargeCanary::read(std::span<char> out) {
 
 namespace {
 
-// MemorySource - a ByteSource over a small canary.
-class MemorySource : public ByteSource {
-public:
-    explicit MemorySource(std::string data) : data_(std::move(data)) {}
-    std::size_t read(std::span<char> out) override {
-        const std::size_t n = std::min(out.size(), data_.size() - pos_);
-        std::memcpy(out.data(), data_.data() + pos_, n);
-        pos_ += n;
-        return n;
-    }
-    void rewind() override { pos_ = 0; }
-    std::uint64_t size() const override { return data_.size(); }
-
-private:
-    std::string data_;
-    std::size_t pos_ = 0;
-};
 
 // elapsed_ms - milliseconds since t.
 long long elapsed_ms(Deadline t) {
@@ -315,7 +298,8 @@ SelfTestResult run_self_test(IcapSession& session, const SelfTestSettings& setti
         r.canaries.push_back(c);
         return c.outcome;
     };
-    MemorySource plain{std::string(kEicar)}, zip{eicar_zip()}, pdf{eicar_pdf()};
+    const std::string zip_bytes = eicar_zip(), pdf_bytes = eicar_pdf();
+    ViewSource plain{kEicar}, zip{zip_bytes}, pdf{pdf_bytes};
     CanaryOutcome o;
     if ((o = send("eicar", kCanaryEicarName, plain)) == CanaryOutcome::NotDone) return r;
     r.eicar = o == CanaryOutcome::Flagged;
