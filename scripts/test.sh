@@ -156,7 +156,8 @@ else
   t0=$SECONDS
   (cd "$top/build" && python3 "$top/tests/integration/run.py" --milter "$top/build/icap-milter") 2>&1 |
     tee "$integ_log" || integ_rc=$?
-  read -r i_pass i_fail < <(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$integ_log" | tail -n 1)
+  # (no summary line when run.py died early: read fails, counts stay 0)
+  read -r i_pass i_fail < <(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$integ_log" | tail -n 1) || true
   i_pass=${i_pass:-0}; i_fail=${i_fail:-0}
   [ $integ_rc -eq 0 ] || [ "$i_fail" -gt 0 ] || i_fail=1
   echo "   integration: $((SECONDS - t0)) s"
