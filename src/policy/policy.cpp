@@ -52,14 +52,20 @@ const char* to_string(MessageStatus s) noexcept {
 }
 
 // reply_safe - restrict to characters that cannot break an SMTP reply.
+// Single spaces between words are kept ("blocked by scanner").
 std::string reply_safe(std::string_view text) {
     std::string out;
     for (char c : text) {
         if (out.size() >= 100) break;
+        if (c == ' ') {
+            if (!out.empty() && out.back() != ' ') out.push_back(' ');
+            continue;
+        }
         const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                         c == '.' || c == '_' || c == ':' || c == '/' || c == '+' || c == '-';
         out.push_back(ok ? c : '_');
     }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
     return out;
 }
 

@@ -88,16 +88,6 @@ class ScriptedMta:
         return self.reply()
 
 
-def wait_log(milter, text: str, timeout: float = 10.0) -> bool:
-    """wait_log - True once the milter's log contains text."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in milter.log_text():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def register(run) -> None:
     """register - add this module's cases to run.py's list."""
 
@@ -110,7 +100,7 @@ def register(run) -> None:
             m.settings["OnInfected"] = "discard"
             m.write_config()
             os.kill(m.pid, signal.SIGHUP)
-            ck.expect(wait_log(m, "reload: configuration"), "no 'reload: configuration ... loaded' log line")
+            ck.expect(m.wait_log("reload: configuration"), "no 'reload: configuration ... loaded' log line")
             out = mail.send_one(s.postfix.smtp_port, mail.eicar_attachment("EICAR after reload"))
             ck.expect(out.code == 250, f"after reload to discard: expected 250, got {out}")
             s.expect_summary(ck, m, out.queue_id, "discard", "EICAR after reload")
@@ -122,7 +112,7 @@ def register(run) -> None:
             m.settings["ScanThreads"] = "many"
             m.write_config()
             os.kill(m.pid, signal.SIGHUP)
-            ck.expect(wait_log(m, "keeping the running configuration"),
+            ck.expect(m.wait_log("keeping the running configuration"),
                       "bad config on reload: no 'keeping the running configuration' line")
             ck.expect("unknown key 'NoSuchKey'" in m.log_text(), "reload errors not logged with the reason")
             out = mail.send_one(s.postfix.smtp_port, mail.eicar_attachment("EICAR after bad reload"))
@@ -143,7 +133,7 @@ def register(run) -> None:
             s.expect_delivered(ck, mail.send_one(s.postfix.smtp_port, msg), m, sent=msg)
             s.expect_rejected(ck, mail.send_one(s.postfix.smtp_port, mail.eicar_attachment()), m, "EICAR")
             os.kill(m.pid, signal.SIGUSR1)
-            ck.expect(wait_log(m, "stats: "), "no stats line after SIGUSR1")
+            ck.expect(m.wait_log("stats: "), "no stats line after SIGUSR1")
             line = next((l for l in m.log_text().splitlines() if "stats: " in l), "")
             for field in ("Examined: 2", "VirusFree: 1", "Infected: 1", "InScannerQueue: 0"):
                 ck.expect(field in line, f"stats line lacks '{field}': {line}")
@@ -187,7 +177,7 @@ def register(run) -> None:
                 ck.note(f"MAIL FROM without CHGHDRS: {cmd} {data.rstrip(bytes(1)).decode(errors='replace')}")
             finally:
                 mta.close()
-            ck.expect(wait_log(m, "SMFIF_CHGHDRS"), "no log line naming the missing SMFIF_CHGHDRS")
+            ck.expect(m.wait_log("SMFIF_CHGHDRS"), "no log line naming the missing SMFIF_CHGHDRS")
             line = next((l for l in m.log_text().splitlines() if "negotiate:" in l), "")
             if line:
                 ck.note(line.split(": ", 1)[-1][:200])

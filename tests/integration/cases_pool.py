@@ -21,16 +21,7 @@ import threading
 import time
 
 import mail
-
-
-def _wait(predicate, timeout: float, step: float = 0.02) -> bool:
-    """_wait - poll predicate until true or timeout; returns the last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return bool(predicate())
+from lab import poll
 
 
 def register(run) -> None:
@@ -57,16 +48,19 @@ def register(run) -> None:
                 def sender() -> None:
                     result["outs"], result["secs"] = run._send_many(s.postfix.smtp_port, msgs, 4)
 
+                # The self-test's canaries are RESPMODs too: count from after them.
+                ck.expect(poll(lambda: m.log_text().count("self-test passed") >= len(icaps), 60),
+                          "the self-test did not pass on every c-icap within 60s")
                 before = [s.icap_requests(ic) for ic in icaps]
                 t = threading.Thread(target=sender)
                 t.start()
                 # Kill the victim once it has served part of the run.
-                _wait(lambda: s.icap_requests(victim) - before[0] >= 20, 60)
+                poll(lambda: s.icap_requests(victim) - before[0] >= 20, 60)
                 at_kill = [s.icap_requests(ic) for ic in icaps]
                 killed_at = time.monotonic()
                 os.killpg(victim.proc.pid, signal.SIGKILL)   # c-icap and its children
                 down_line = f"scanner {victim_url} is down"
-                detected = _wait(lambda: down_line in m.log_text(), 30, 0.01)
+                detected = poll(lambda: down_line in m.log_text(), 30, 0.01)
                 detect_s = time.monotonic() - killed_at
                 victim.stop()   # reap it (already dead)
                 t.join(600)
@@ -100,7 +94,7 @@ def register(run) -> None:
                 victim.start()
                 t0 = time.monotonic()
                 up_line = f"scanner {victim_url} is up again"
-                back = _wait(lambda: up_line in m.log_text(), 15, 0.05)
+                back = poll(lambda: up_line in m.log_text(), 15, 0.05)
                 ck.expect(back, f"milter never logged '{up_line}'")
                 ck.note(f"back in service {time.monotonic() - t0:.1f}s after the restart")
                 base = s.icap_requests(victim)

@@ -43,16 +43,6 @@ def test_user() -> pwd.struct_passwd:
         return pwd.getpwnam(TEST_USER)
 
 
-def wait_log(milter, text: str, timeout: float = 15.0) -> bool:
-    """wait_log - True once the milter's log contains text."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in milter.log_text():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def client_cert(lab) -> tuple[Path, Path]:
     """client_cert - a client certificate (clientAuth) signed by the lab's
     test CA, and its key made 0600 root: what mutual TLS needs."""
@@ -158,7 +148,7 @@ def register(run) -> None:
                 m.settings["OnInfected"] = "discard"
                 m.write_config()
                 os.kill(m.pid, signal.SIGHUP)
-                ck.expect(wait_log(m, "reload: configuration"),
+                ck.expect(m.wait_log("reload: configuration"),
                           "no 'reload: configuration ... loaded' line after SIGHUP")
                 warning = next((l for l in m.log_text().splitlines()
                                 if "TlsKeyFile" in l and "previously loaded contents stay in use" in l), "")
@@ -193,7 +183,7 @@ def register(run) -> None:
             m.settings["OnInfected"] = "discard"
             m.write_config()
             os.kill(m.pid, signal.SIGHUP)
-            ck.expect(wait_log(m, "reload: configuration"),
+            ck.expect(m.wait_log("reload: configuration"),
                       "no 'reload: configuration ... loaded' line after SIGHUP")
             ck.expect("keeping the running configuration" not in m.log_text(),
                       "the reload was refused: " + next((l for l in m.log_text().splitlines()

@@ -22,39 +22,6 @@ import time
 import mail
 
 
-def _wait(predicate, timeout: float, step: float = 0.1) -> bool:
-    """_wait - poll predicate until true or timeout; returns the last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return bool(predicate())
-
-
-def _stats_line(milter) -> str:
-    """_stats_line - SIGUSR1, then the newest 'stats:' line of the log."""
-    before = milter.log_text().count("stats: ")
-    os.kill(milter.pid, signal.SIGUSR1)
-    _wait(lambda: milter.log_text().count("stats: ") > before, 10)
-    lines = [l for l in milter.log_text().splitlines() if "stats: " in l]
-    return lines[-1] if lines else ""
-
-
-def _counter(line: str, name: str) -> int:
-    """_counter - the value of 'Name: N' in a stats line, -1 if absent."""
-    key = f"{name}: "
-    at = line.find(key)
-    if at < 0:
-        return -1
-    digits = ""
-    for ch in line[at + len(key):]:
-        if not ch.isdigit():
-            break
-        digits += ch
-    return int(digits) if digits else -1
-
-
 def register(run) -> None:
     """register - add this module's cases to run.py's list."""
 
@@ -100,11 +67,11 @@ def register(run) -> None:
             ck.expect(secs < 35, f"replies took {secs:.1f}s; MessageScanTimeout is 30s")
             log = m.log_text()
             ck.expect("scan queue full" in log, "no 'scan queue full' warning in the milter log")
-            line = _stats_line(m)
-            ck.expect(_counter(line, "QueueFull") >= 1, f"QueueFull not counted: {line}")
-            ck.note(f"QueueFull={_counter(line, 'QueueFull')} "
-                    f"MessageScanTimeouts={_counter(line, 'MessageScanTimeouts')} "
-                    f"ScanRetries={_counter(line, 'ScanRetries')}")
+            line = m.stats()
+            ck.expect(m.counter(line, "QueueFull") >= 1, f"QueueFull not counted: {line}")
+            ck.note(f"QueueFull={m.counter(line, 'QueueFull')} "
+                    f"MessageScanTimeouts={m.counter(line, 'MessageScanTimeouts')} "
+                    f"ScanRetries={m.counter(line, 'ScanRetries')}")
 
             # After the thaw the same milter delivers clean mail again.
             after = None

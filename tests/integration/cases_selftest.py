@@ -39,6 +39,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Optional
 
+import cases_mime
 import mail
 from lab import EICAR
 
@@ -192,6 +193,13 @@ def register(run) -> None:
                                       "application", "pdf")
                 outp = mail.send_one(s.postfix.smtp_port, pdf)
                 ck.note(f"small PDF-shaped EICAR file: {outcome_of(s, ck, outp, 'PDF')}")
+
+                # The fake multipart/encrypted wrapper (issue 7) through the stock service.
+                fake = cases_mime.fake_encrypted(f"fake multipart/encrypted via {service}")
+                outf = mail.send_one(s.postfix.smtp_port, fake)
+                ck.expect(outf.code == 550, f"fake multipart/encrypted with an EICAR exe: expected 550, "
+                                            f"got {outf}")
+                ck.note(f"fake multipart/encrypted with an EICAR invoice.exe: {outcome_of(s, ck, outf, 'fake')}")
                 if service == "virus_scan":
                     ck.expect(out6.code != 250 or "no scanner proved it scans parts of" in m.log_text(),
                               "6 MB: accepted without the 'no scanner proved it scans parts "

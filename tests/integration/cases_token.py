@@ -50,20 +50,10 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import mail
-from lab import CIcap, Milter
+from lab import CIcap, Milter, poll
 
 TOKEN_HEADER = "X-Scan-Token"
 COST_MESSAGES = 200
-
-
-def _wait(predicate, timeout: float, step: float = 0.1):
-    """_wait - poll predicate until it returns something true or timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 class CIcapTwoEngines(CIcap):
@@ -177,13 +167,8 @@ def _token_scan_version(ctl: Path, token: str) -> str:
 def _stats(m: Milter, timeout: float = 10.0) -> dict[str, int]:
     """_stats - SIGUSR1 to the milter (by PID), then its newest "stats:" line
     as {name: value}."""
-    before = m.log_text().count("stats:")
-    os.kill(m.pid, signal.SIGUSR1)
-    _wait(lambda: m.log_text().count("stats:") > before, timeout)
-    lines = [l for l in m.log_text().splitlines() if "stats:" in l]
-    if not lines:
-        return {}
-    return {k: int(v) for k, v in re.findall(r"(Token\.[A-Za-z]+(?:\.[\w-]+)?): (\d+)", lines[-1])}
+    line = m.stats(timeout)
+    return {k: int(v) for k, v in re.findall(r"(Token\.[A-Za-z]+(?:\.[\w-]+)?): (\d+)", line)}
 
 
 def _group_cpu(pgid: Optional[int]) -> float:
@@ -209,14 +194,15 @@ def _self_tested(*milters: Milter, timeout: float = 60.0) -> None:
     its canaries are RESPMODs too, and must not be counted as mail."""
     done = re.compile(r"self-test passed|self-test: misses|did not detect the EICAR")
     for m in milters:
-        _wait(lambda: done.search(m.log_text()), timeout)
+        poll(lambda: done.search(m.log_text()), timeout)
 
 
 def _summary_for(m: Milter, qid: Optional[str], timeout: float = 10.0) -> str:
     """_summary_for - the milter's summary line naming queue id qid ("" if none)."""
     if not qid:
         return ""
-    lines = _wait(lambda: m.summary_lines(qid), timeout)
+    poll(lambda: m.summary_lines(qid), timeout)
+    lines = m.summary_lines(qid)
     return lines[0] if lines else ""
 
 
@@ -423,7 +409,7 @@ def register(run) -> None:
                     # 5. A's key retired at B (file removed, SIGHUP): rejected as unknown-key.
                     (h.trusted_b / "a.pem").unlink()
                     os.kill(mb.pid, signal.SIGHUP)
-                    _wait(lambda: "reload: configuration" in mb.log_text(), 10)
+                    mb.wait_log("reload: configuration", 10)
                     out6, got6, line6, added6 = through_a(s, ck, h, ma, mb, "A retired at B")
                     ck.expect("token=rejected:unknown-key" in line6 and added6 >= 3,
                               f"A's key removed and B reloaded: expected unknown-key and a rescan "

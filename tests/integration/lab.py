@@ -70,6 +70,17 @@ class LabError(RuntimeError):
 
 # ---------------------------------------------------------------- helpers
 
+def poll(predicate: Callable[[], object], timeout: float, step: float = 0.1) -> bool:
+    """poll - call predicate until it is true or timeout seconds pass;
+    returns whether it became true (no exception, unlike wait_until)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, what: str,
                interval: float = 0.05) -> object:
     """wait_until - poll predicate until it returns a true value; raise
@@ -826,6 +837,31 @@ class Milter(Daemon):
             except OSError:
                 pass
         return text
+
+    def wait_log(self, text: str, timeout: float = 10.0) -> bool:
+        """wait_log - True once the milter's log contains text."""
+        return poll(lambda: text in self.log_text(), timeout)
+
+    def stats_lines(self) -> list[str]:
+        """stats_lines - the "stats:" lines (SIGUSR1, stop) logged so far."""
+        return [l for l in self.log_text().splitlines() if "stats: " in l]
+
+    def stats(self, timeout: float = 10.0) -> str:
+        """stats - send SIGUSR1 and return the stats line it logs ("" when
+        the milter is gone or says nothing in time)."""
+        before = len(self.stats_lines())
+        if self.pid is None:
+            return ""
+        os.kill(self.pid, signal.SIGUSR1)
+        if not poll(lambda: len(self.stats_lines()) > before, timeout):
+            return ""
+        return self.stats_lines()[before]
+
+    @staticmethod
+    def counter(line: str, name: str) -> int:
+        """counter - the value of "Name: N" in a stats line, -1 if absent."""
+        found = re.search(rf"(?:^|\s){re.escape(name)}: (\d+)", line)
+        return int(found.group(1)) if found else -1
 
     def summary_lines(self, queue_id: Optional[str] = None) -> list[str]:
         """summary_lines - per-message summary log lines (those with

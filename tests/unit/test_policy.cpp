@@ -95,3 +95,10 @@ TEST_CASE("policy: fail_decision follows OnFail") {
     CHECK(d.action == Action::Accept);
     CHECK(d.status == MessageStatus::Unscanned);
 }
+
+TEST_CASE("policy: reply_safe keeps words apart and nothing that could break a reply") {
+    CHECK(reply_safe("blocked by scanner") == "blocked by scanner");
+    CHECK(reply_safe("  two   spaces  ") == "two spaces");
+    CHECK(reply_safe("50%\r\n<b>") == "50____b_");
+    CHECK(reply_safe(std::string(300, 'x')).size() == 100);
+}

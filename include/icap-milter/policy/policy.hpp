@@ -39,7 +39,8 @@ Decision decide(const Config& config, const std::vector<Verdict>& verdicts);
 // (spool, parse, queue full ...), with the reason for the log.
 Decision fail_decision(const Config& config, std::string reason);
 
-// reply_safe - keep a name fit for an SMTP reply: [A-Za-z0-9._:/+-], at most 100 chars.
+// reply_safe - keep a name fit for an SMTP reply: [A-Za-z0-9._:/+-] and
+// single inner spaces, at most 100 chars.
 std::string reply_safe(std::string_view text);
 
 } // namespace icapm
