@@ -1,8 +1,10 @@
 // NAME
 //   schema.cpp - the one declaration of every configuration key
 // SUMMARY
-//   Each key is declared here once: name, type, default, range and help,
-//   with accessors bound to its Config field. The parser, dump_config(),
+//   Each key is declared here once: name, type, range and help, with
+//   accessors bound to its Config field; its default is read through the
+//   getter from a default Config, whose initialisers are the only place
+//   defaults are written. The parser, dump_config(),
 //   the sample config and the man page's OPTIONS section all come from
 //   this table, and tests/unit/test_docs.cpp fails when the shipped docs
 //   drift from it.
@@ -32,11 +34,12 @@ using Setter = std::function<std::string(Config&, std::string_view)>;
 using Getter = std::function<std::vector<std::string>(const Config&)>;
 using Check = std::string (*)(std::string_view);
 
-// Key - the documentation half of a declaration.
+// Key - the documentation half of a declaration. A key's default is not
+// written here: it is what the getter reads from a default Config, so
+// Config's initialisers are the one place defaults are declared.
 struct Key {
     std::string_view section;
     std::string_view name;
-    std::string_view default_value;
     std::string_view range;
     std::string_view help;
 };
@@ -98,7 +101,9 @@ std::string out_of_range(std::string_view value, std::string_view range) {
 // spec - assemble one OptionSpec from its documentation and accessors.
 OptionSpec spec(const Key& k, OptionType type, Setter set, Getter get, bool repeatable = false,
                 std::string_view sample = {}) {
-    OptionSpec s{k.name, type, k.default_value, k.range, k.help, repeatable, std::move(set), std::move(get)};
+    const std::vector<std::string> defaults = get(Config{});
+    std::string default_value = defaults.empty() ? std::string() : defaults.front();
+    OptionSpec s{k.name, type, std::move(default_value), k.range, k.help, repeatable, std::move(set), std::move(get)};
     s.section = k.section;
     s.sample = sample;
     return s;
@@ -344,39 +349,39 @@ std::vector<OptionSpec> build() {
                                policy = "Policy", logging = "Logging";
     std::vector<OptionSpec> t;
     t.push_back(string_option(
-        {daemon, "Socket", "unix:/run/icap-milter/icap-milter.sock", "unix:PATH|inet:PORT@HOST|inet6:PORT@HOST",
+        {daemon, "Socket", "unix:PATH|inet:PORT@HOST|inet6:PORT@HOST",
          "Where the milter listens for the MTA. A bare absolute path means unix:PATH; inet: without @HOST "
          "listens on all addresses. Postfix's smtpd_milters must name the same socket."},
         &Config::socket, check_socket));
     t.push_back(octal_option(
-        {daemon, "SocketMode", "0660", "0-0777",
+        {daemon, "SocketMode", "0-0777",
          "Permissions of a unix socket, in octal. The MTA must be able to write to it."},
         &Config::socket_mode));
     t.push_back(string_option(
-        {daemon, "SocketGroup", "", "group name",
+        {daemon, "SocketGroup", "group name",
          "Group owning a unix socket, so the MTA's user can reach it. Empty: the primary group of User."},
         &Config::socket_group, check_account));
     t.push_back(string_option(
-        {daemon, "User", "", "user name",
+        {daemon, "User", "user name",
          "Unprivileged user to run as once the socket, PID file and log are open. Empty: keep the "
          "starting user (not recommended when started as root)."},
         &Config::user, check_account));
     t.push_back(string_option(
-        {daemon, "PidFile", "/run/icap-milter/icap-milter.pid", "absolute path",
+        {daemon, "PidFile", "absolute path",
          "File holding the daemon's process id. Empty: write none (e.g. under systemd)."},
         &Config::pid_file, check_abs_path_or_empty));
     t.push_back(string_option(
-        {daemon, "TempDirectory", "/var/tmp", "absolute path",
+        {daemon, "TempDirectory", "absolute path",
          "Directory for spool files of messages larger than SpoolMemoryLimit. Files are created with mode "
          "0600 and removed when the message is done."},
         &Config::temp_directory, check_abs_path));
     t.push_back(seconds_option(
-        {daemon, "MilterTimeout", "300s", "1s-24h",
+        {daemon, "MilterTimeout", "1s-24h",
          "How long libmilter waits for the MTA on a connection (smfi_settimeout), in whole seconds."},
         &Config::milter_timeout));
 
     t.push_back(uri_option(
-        {scanners, "IcapServer", "", "icap://HOST[:PORT]/SERVICE|icaps://HOST[:PORT]/SERVICE [OPTION=VALUE...]",
+        {scanners, "IcapServer", "icap://HOST[:PORT]/SERVICE|icaps://HOST[:PORT]/SERVICE [OPTION=VALUE...]",
          "An ICAP scanner, plain (icap://, port 1344) or TLS (icaps://, port 11344). Repeat the key for "
          "more servers; at least one is required. IPv6 literals go in brackets. Options after the URI: "
          "weight=1-100 (share of the load within its group, default 1), priority=1-100 (lower groups are "
@@ -386,79 +391,79 @@ std::vector<OptionSpec> build() {
          "server's Max-Connections lowers it further; default ScanThreads)."},
         &Config::icap_servers, "icap://127.0.0.1:1344/avscan"));
     t.push_back(string_option(
-        {scanners, "TlsCAFile", "", "absolute path",
+        {scanners, "TlsCAFile", "absolute path",
          "PEM file of CA certificates trusted for icaps:// servers. Empty: the system default store."},
         &Config::tls_ca_file, check_abs_path_or_empty));
     t.push_back(string_option(
-        {scanners, "TlsCAPath", "", "absolute path",
+        {scanners, "TlsCAPath", "absolute path",
          "Directory of hashed CA certificates (c_rehash) trusted for icaps:// servers. Empty: none "
          "besides TlsCAFile and the system store."},
         &Config::tls_ca_path, check_abs_path_or_empty));
     t.push_back(bool_option(
-        {scanners, "TlsVerify", "yes", "yes|no",
+        {scanners, "TlsVerify", "yes|no",
          "Verify the certificate and host name of icaps:// servers. Turning this off is logged as a warning "
          "at every start."},
         &Config::tls_verify));
     t.push_back(enum_option(
-        {scanners, "TlsMinVersion", "1.2", "1.2|1.3", "Oldest TLS protocol version accepted for icaps:// servers."},
+        {scanners, "TlsMinVersion", "1.2|1.3", "Oldest TLS protocol version accepted for icaps:// servers."},
         &Config::tls_min_version));
     t.push_back(string_option(
-        {scanners, "TlsCertFile", "", "absolute path",
+        {scanners, "TlsCertFile", "absolute path",
          "PEM client certificate (with its chain) for mutual TLS to icaps:// servers. Needs TlsKeyFile. "
          "Empty: no client certificate."},
         &Config::tls_cert_file, check_abs_path_or_empty));
     t.push_back(string_option(
-        {scanners, "TlsKeyFile", "", "absolute path",
+        {scanners, "TlsKeyFile", "absolute path",
          "PEM private key of TlsCertFile. Read at start, before privileges are dropped."},
         &Config::tls_key_file, check_abs_path_or_empty));
     t.push_back(string_option(
-        {scanners, "TlsCiphers", "", "OpenSSL cipher list",
+        {scanners, "TlsCiphers", "OpenSSL cipher list",
          "TLS 1.2 cipher list in OpenSSL syntax (e.g. ECDHE+AESGCM). Empty: OpenSSL's default."},
         &Config::tls_ciphers, check_cipher_list));
     t.push_back(bool_option(
-        {scanners, "TlsVerifyHostname", "yes", "yes|no",
+        {scanners, "TlsVerifyHostname", "yes|no",
          "Check that an icaps:// server's certificate names the host (or IP address) of its URI. The chain "
          "is still verified when this is off."},
         &Config::tls_verify_hostname));
     t.push_back(bool_option(
-        {scanners, "TlsAcceptExpired", "no", "yes|no",
+        {scanners, "TlsAcceptExpired", "yes|no",
          "Accept an icaps:// server certificate that has expired. Only the expiry check is skipped: the "
          "chain and host name are still verified. Logged as a warning at start; health shows Warnings "
          "while such a certificate is in use."},
         &Config::tls_accept_expired));
     t.push_back(uint_option(
-        {scanners, "TlsExpiryWarningDays", "30", "0-3650",
+        {scanners, "TlsExpiryWarningDays", "0-3650",
          "Health shows Warnings, and a warning is logged, when a server certificate expires within this "
          "many days. 0: no warning."},
         &Config::tls_expiry_warning_days));
     t.push_back(duration_option(
-        {scanners, "IcapConnectTimeout", "10s", "100ms-5m",
+        {scanners, "IcapConnectTimeout", "100ms-5m",
          "Time allowed to connect to a scanner (TCP and TLS handshake) before it counts as failed."},
         &Config::connect_timeout));
     t.push_back(duration_option(
-        {scanners, "IcapTimeout", "60s", "1s-1h",
+        {scanners, "IcapTimeout", "1s-1h",
          "Time allowed for each read or write on an ICAP connection before the scan counts as failed."},
         &Config::io_timeout));
     t.push_back(duration_option(
-        {scanners, "ScanTimeout", "120s", "1s-1h",
+        {scanners, "ScanTimeout", "1s-1h",
          "Time allowed for one attempt at scanning one part on one scanner; a server that trickles its "
          "answer is cut off here and the attempt counts as failed. MessageScanTimeout bounds the whole "
          "message, retries included."},
         &Config::scan_timeout));
     t.push_back(duration_option(
-        {scanners, "MessageScanTimeout", "240s", "1s-1h",
+        {scanners, "MessageScanTimeout", "1s-1h",
          "Time allowed for the scan of a whole message, from its first part entering the scan queue to its "
          "last verdict, waits in the queue and retries included. Past it the message gets OnFail. Keep it "
          "below the MTA's content timeout (Postfix milter_content_timeout, 300s by default)."},
         &Config::message_scan_timeout));
     t.push_back(uint_option(
-        {scanners, "ScanRetries", "3", "0-10",
+        {scanners, "ScanRetries", "0-10",
          "How often a part whose exchange failed (connection closed or reset, timeout, server error) is "
          "tried again, each time on a newly opened connection, after a short backoff, while "
          "MessageScanTimeout allows. Retries go to another server first when there is one."},
         &Config::scan_retries));
     t.push_back(bool_option(
-        {scanners, "ScannerSelfTest", "yes", "yes|no",
+        {scanners, "ScannerSelfTest", "yes|no",
          "Prove that each scanner scans before trusting its answers: at start, on reload and in "
          "--check-scanners, send it the EICAR test file plain, zipped and inside a PDF-shaped file, and at the "
          "end of a MaxScanSize object (halved after each miss, down to 1 MiB); the small ones again when its "
@@ -470,111 +475,111 @@ std::vector<OptionSpec> build() {
          "proven by other means."},
         &Config::scanner_self_test));
     t.push_back(uint_option(
-        {scanners, "ScanThreads", "4", "1-256",
+        {scanners, "ScanThreads", "1-256",
          "Worker threads, each holding one persistent ICAP session. Keep it at or below the servers' "
          "Max-Connections."},
         &Config::scan_threads));
     t.push_back(uint_option(
-        {scanners, "MaxQueueLength", "1000", "1-1000000",
+        {scanners, "MaxQueueLength", "1-1000000",
          "Scan items allowed to wait for a worker. When the queue is full, new messages get the OnFail "
          "action."},
         &Config::max_queue_length));
     t.push_back(uint_option(
-        {scanners, "CircuitBreakerFailures", "3", "1-100",
+        {scanners, "CircuitBreakerFailures", "1-100",
          "Consecutive failures after which a scanner is marked down. A down scanner gets no mail until an "
          "OPTIONS probe succeeds. When every scanner is down, messages get OnFail at once."},
         &Config::circuit_breaker_failures));
     t.push_back(duration_option(
-        {scanners, "CircuitBreakerProbeInterval", "10s", "1s-1h",
+        {scanners, "CircuitBreakerProbeInterval", "1s-1h",
          "How often a down scanner is probed with OPTIONS."},
         &Config::circuit_breaker_probe_interval));
     t.push_back(duration_option(
-        {scanners, "HealthCheckInterval", "60s", "1s-24h",
+        {scanners, "HealthCheckInterval", "1s-24h",
          "How often every scanner is checked with OPTIONS while idle, refreshing health, LastHealthCheck "
          "and the definition signatures. OPTIONS are also refetched shortly before their Options-TTL ends."},
         &Config::health_check_interval));
 
     t.push_back(size_option(
-        {mime, "MaxScanSize", "25M", "1K-4G",
+        {mime, "MaxScanSize", "1K-4G",
          "Largest decoded part sent to a scanner. Larger parts are unscannable and get the OnUnscannable "
          "action."},
         &Config::max_scan_size));
     t.push_back(size_option(
-        {mime, "SpoolMemoryLimit", "1M", "0-1G",
+        {mime, "SpoolMemoryLimit", "0-1G",
          "Bytes of a message kept in memory; the rest goes to a file in TempDirectory. 0 spools every "
          "message to a file."},
         &Config::spool_memory_limit));
     t.push_back(uint_option(
-        {mime, "MaxMimeDepth", "16", "1-64",
+        {mime, "MaxMimeDepth", "1-64",
          "Deepest MIME nesting (multiparts and attached messages) walked. Deeper parts are unscannable."},
         &Config::max_mime_depth));
     t.push_back(uint_option(
-        {mime, "MaxMimeParts", "1000", "1-100000",
+        {mime, "MaxMimeParts", "1-100000",
          "Most MIME parts walked in one message. A message with more is unscannable."},
         &Config::max_mime_parts));
 
     t.push_back(action_option(
-        {policy, "OnInfected", "reject", "reject|discard|accept",
+        {policy, "OnInfected", "reject|discard|accept",
          "What to do with a message a scanner found infected. accept delivers it, marked with "
          "X-Virus-Status: Infected when AddHeaders is on."},
         &Config::on_infected));
     t.push_back(action_option(
-        {policy, "OnFail", "tempfail", "tempfail|accept|reject",
+        {policy, "OnFail", "tempfail|accept|reject",
          "What to do when no scanner could give a verdict (down, timeout, queue full). tempfail makes the "
          "sender retry later, so no mail is lost or let through unscanned."},
         &Config::on_fail));
     t.push_back(action_option(
-        {policy, "OnUnscannable", "accept", "accept|tempfail|reject",
+        {policy, "OnUnscannable", "accept|tempfail|reject",
          "What to do with a message holding parts that cannot be scanned (encrypted, too large, too deep). "
          "accept delivers it with X-Virus-Status: Unscanned."},
         &Config::on_unscannable));
     t.push_back(bool_option(
-        {policy, "AddHeaders", "yes", "yes|no",
+        {policy, "AddHeaders", "yes|no",
          "Add X-Virus-Scanned and X-Virus-Status headers. Copies of them arriving from outside are "
          "removed either way."},
         &Config::add_headers));
     t.push_back(string_option(
-        {policy, "ReportHostname", "", "host name",
+        {policy, "ReportHostname", "host name",
          "Host name shown in X-Virus-Scanned and in rejection texts. Empty: the system's host name."},
         &Config::report_hostname, check_hostname));
 
     constexpr std::string_view token = "Scan token";
     t.push_back(string_option(
-        {token, "TokenSigningKey", "", "absolute path",
+        {token, "TokenSigningKey", "absolute path",
          "Ed25519 private key (PEM, from icap-milterctl keygen) used to sign a scan token into every message "
          "scanned clean. Read before the privilege drop; start fails if group or others may read it. Empty: "
          "sign nothing."},
         &Config::token_signing_key, check_abs_path_or_empty));
     t.push_back(string_option(
-        {token, "TrustedKeysDirectory", "", "absolute path",
+        {token, "TrustedKeysDirectory", "absolute path",
          "Directory of public keys (*.pem or *.pub, one per server) whose scan tokens are trusted; the own "
          "key is always trusted. A message with a valid token from one of them is not scanned again."},
         &Config::trusted_keys_directory, check_abs_path_or_empty));
     t.push_back(duration_option(
-        {token, "TokenLifetime", "604800s", "1m-8760h",
+        {token, "TokenLifetime", "1m-8760h",
          "How long a signed scan token stays valid (its exp claim). Default 7 days."},
         &Config::token_lifetime));
     t.push_back(duration_option(
-        {token, "TokenClockSkew", "300s", "0s-1h",
+        {token, "TokenClockSkew", "0s-1h",
          "How far in the future a token's created time may be, for clocks that differ between servers."},
         &Config::token_clock_skew));
     t.push_back(string_option(
-        {token, "TokenHeader", "X-Scan-Token", "header name",
+        {token, "TokenHeader", "header name",
          "Header carrying the scan token. Every copy is removed from a message whose token fails "
          "verification."},
         &Config::token_header, check_header_name));
     t.push_back(string_option(
-        {token, "ConfigName", "default", "printable text",
+        {token, "ConfigName", "printable text",
          "Name of this configuration, written into the scan token's configName claim."},
         &Config::config_name, check_config_name));
 
     t.push_back(string_option(
-        {logging, "LogTarget", "syslog", "syslog|stderr|file:PATH",
+        {logging, "LogTarget", "syslog|stderr|file:PATH",
          "Where log lines go: syslog (facility mail, ident icap-milter), stderr, or file:PATH with an "
          "absolute PATH (reopened on reload)."},
         &Config::log_target, check_log_target));
     t.push_back(enum_option(
-        {logging, "LogLevel", "info", "error|warning|info|debug",
+        {logging, "LogLevel", "error|warning|info|debug",
          "Least severe level logged. info logs one line per message; debug logs every step."},
         &Config::log_level));
     return t;

@@ -3,8 +3,9 @@
 // SUMMARY
 //   A Config is immutable once loaded; connections hold a
 //   std::shared_ptr<const Config>, and SIGHUP swaps in a new one.
-//   Every field is declared once, with its key, default, range and help,
-//   in the schema table (config/schema.cpp).
+//   Every field's default is its initialiser here, and only here; its
+//   key, range and help are declared once in the schema table
+//   (config/schema.cpp), which reads the default from a default Config.
 #pragma once
 
 #include <chrono>

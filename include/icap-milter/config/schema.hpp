@@ -22,7 +22,7 @@ enum class OptionType { String, Bool, Uint, Octal, Size, Duration, Enum, Uri };
 struct OptionSpec {
     std::string_view name;          // CamelCase key
     OptionType type;
-    std::string_view default_value; // as written in a config file ("" = unset)
+    std::string default_value;      // as written in a config file ("" = unset), from Config{}
     std::string_view range;         // human text: "1-256", "reject|discard|accept", ...
     std::string_view help;          // one or two sentences, used by conf/man checks
     bool repeatable = false;
