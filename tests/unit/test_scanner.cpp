@@ -124,7 +124,7 @@ TEST_CASE("scanner: a scan queue that stays full ends every message deliberately
     }
     CHECK(clean >= 1);
     CHECK(timed_out >= 1);
-    CHECK(took < 3.0);
+    CHECK(took < 4.0); // 1.5 s deadline; generous for loaded CI machines
     CHECK(counters().queue_full.load() > full_before);
     CHECK(counters().scan_deadline.load() > deadline_before);
 }
@@ -159,7 +159,7 @@ TEST_CASE("scanner: MessageScanTimeout ends a message whose server never answers
     CHECK(v[0].kind == VerdictKind::Error);
     CHECK(v[0].reason.find("MessageScanTimeout") != std::string::npos);
     CHECK(took >= 0.7);
-    CHECK(took < 2.0); // not the 10 s of IcapTimeout / ScanTimeout
+    CHECK(took < 3.0); // not the 10 s of IcapTimeout / ScanTimeout
 }
 
 TEST_CASE("scanner: a reply cut off twice is retried on new connections, then clean; each retry counted") {
