@@ -27,7 +27,7 @@ Pump::Step Pump::send(std::string_view data) {
             continue;
         }
         short ev = static_cast<short>(read_events_ | (write_wants_read_ ? POLLIN : POLLOUT));
-        int rev = wait_fd(c_.fd(), ev, deadline());
+        int rev = wait(ev);
         if (rev == 0) return timeout("sending the request");
         if (rev < 0) return failure(fmt::format("poll: {}", std::strerror(errno)), false);
         if (rev & (POLLIN | POLLHUP | POLLERR)) {
@@ -58,7 +58,7 @@ Pump::Step Pump::send(std::string_view data) {
 Pump::Step Pump::receive() {
     while (p_.state() == ResponseParser::State::NeedMore) {
         if (!c_.has_buffered_input()) {
-            int rev = wait_fd(c_.fd(), read_events_, deadline());
+            int rev = wait(read_events_);
             if (rev == 0) return timeout("waiting for the reply");
             if (rev < 0) return failure(fmt::format("poll: {}", std::strerror(errno)), false);
         }
@@ -115,8 +115,25 @@ Pump::Step Pump::failure(std::string why, bool disconnected) {
     return Step::Failed;
 }
 
-// timeout - a deadline passed.
+// wait - poll in slices when the exchange can be cancelled.
+int Pump::wait(short events) {
+    constexpr std::chrono::milliseconds kCancelSlice{200};
+    while (true) {
+        const Deadline until = deadline();
+        if (!cancel_) return wait_fd(c_.fd(), events, until);
+        const int rev = wait_fd(c_.fd(), events, std::min(until, SteadyClock::now() + kCancelSlice));
+        if (rev != 0) return rev;
+        if (cancel_->load()) {
+            cancelled_ = true;
+            return 0;
+        }
+        if (SteadyClock::now() >= until) return 0;
+    }
+}
+
+// timeout - a deadline passed, or the exchange was cancelled.
 Pump::Step Pump::timeout(const char* doing) {
+    if (cancelled_) return failure(fmt::format("cancelled {} (stopping)", doing), false);
     bool total = SteadyClock::now() >= overall_;
     return failure(fmt::format("timed out {}{}", doing, total ? " (total time limit)" : ""), false);
 }

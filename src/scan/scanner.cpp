@@ -29,6 +29,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
@@ -102,6 +103,7 @@ struct Scanner::Impl {
     std::mutex stop_mutex;
     std::condition_variable stop_cv;
     bool stopping = false;
+    std::atomic<bool> cancel{false}; // set when the Scanner goes: exchanges in flight give up
 
     explicit Impl(std::shared_ptr<const Config> c)
         : config(std::move(c)), queue(config->max_queue_length) {}
@@ -170,7 +172,7 @@ struct Scanner::Impl {
                 ++counters().scan_retries;
             }
             auto source = task.data->reader();
-            ScanRequest req{task.filename, task.job_id, deadline};
+            ScanRequest req{task.filename, task.job_id, deadline, &cancel};
             Verdict v = lease->session().scan(req, *source);
             if (v.kind != VerdictKind::Error) {
                 pool->report_success(s, v.istag);
@@ -264,6 +266,7 @@ Scanner::~Scanner() {
     }
     impl_->stop_cv.notify_all();
     if (impl_->health.joinable()) impl_->health.join();
+    impl_->cancel = true;
     impl_->queue.close();
     for (auto& t : impl_->workers) t.join();
 }

@@ -269,7 +269,7 @@ SelfTestResult run_self_test(IcapSession& session, const SelfTestSettings& setti
             return CanaryOutcome::NotDone;
         }
         const auto c0 = SteadyClock::now();
-        ScanRequest req{file, fmt::format("self-test-{}", label), Deadline::max()};
+        ScanRequest req{file, fmt::format("self-test-{}", label), Deadline::max(), stop};
         Verdict v = session.scan(req, data);
         CanaryResult c;
         c.name = label;

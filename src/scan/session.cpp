@@ -265,7 +265,7 @@ struct IcapSession::Impl {
         // A reply may replace the item with a block page, never grow it much.
         lim.max_body = size > UINT64_MAX - kReplySlack ? UINT64_MAX : size + kReplySlack;
         ResponseParser parser(lim);
-        Pump pump(*conn, parser, timeouts, dl, rbuf);
+        Pump pump(*conn, parser, timeouts, dl, rbuf, req.cancel);
         Sha256 sha;
         std::uint64_t sent = 0;
         bool upload_complete = false;    // the whole body and its last chunk went out

@@ -261,3 +261,38 @@ TEST_CASE("scanner: cached_signatures never waits for a server (the token check 
     CHECK(known); // the health thread learnt it
     CHECK(scanner.cached_signatures() == std::vector<std::string>{"SCRIPT-1"});
 }
+
+TEST_CASE("scanner: stopping does not wait for a scanner's reply to a self-test canary") {
+    QuietLog quiet;
+    std::atomic<int> canaries{0};
+    std::atomic<bool> done{false};
+    ScriptServer srv([&](Peer& p, int) {
+        Request r;
+        while (p.read_head(&r)) {
+            if (r.method() == "OPTIONS") {
+                if (!p.send(options_reply())) return;
+                continue;
+            }
+            ++canaries; // read the canary's head, then say nothing until the client leaves
+            for (int i = 0; i < 200 && !done; ++i)
+                if (p.wait_peer_close(50ms)) return;
+            return;
+        }
+    });
+    auto config = config_for(srv);
+    config->scanner_self_test = true;
+    config->io_timeout = 10000ms;
+    config->scan_timeout = 10000ms;
+    double took = 0;
+    {
+        auto scanner = std::make_unique<Scanner>(config);
+        for (int i = 0; i < 100 && canaries == 0; ++i) std::this_thread::sleep_for(20ms);
+        REQUIRE(canaries >= 1);
+        std::this_thread::sleep_for(200ms); // the tester now waits for the reply
+        const auto start = std::chrono::steady_clock::now();
+        scanner.reset();
+        took = seconds_since(start);
+    }
+    done = true;
+    CHECK(took < 2.0); // not the 10 s of IcapTimeout
+}

@@ -19,6 +19,7 @@
 
 #include <poll.h>
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,8 +33,12 @@ public:
 
     // Pump - drive c and p with the session's timeouts until overall;
     // rbuf is the session's read buffer.
-    Pump(Connection& c, ResponseParser& p, const Timeouts& t, Deadline overall, std::vector<char>& rbuf)
-        : c_(c), p_(p), t_(t), overall_(overall), rbuf_(rbuf) {}
+    // cancel, when set, is looked at every kCancelSlice while waiting: the
+    // exchange then fails at once ("cancelled"), so a stopping daemon does
+    // not wait for a scanner's reply.
+    Pump(Connection& c, ResponseParser& p, const Timeouts& t, Deadline overall, std::vector<char>& rbuf,
+         const std::atomic<bool>* cancel = nullptr)
+        : c_(c), p_(p), t_(t), overall_(overall), rbuf_(rbuf), cancel_(cancel) {}
 
     // send - write all of data; Reply if the server answered first.
     Step send(std::string_view data);
@@ -48,6 +53,9 @@ public:
 private:
     // deadline - the nearest of: one io wait, the reply's header part, the call.
     Deadline deadline();
+    // wait - poll for events until deadline() or cancellation; the revents,
+    // 0 when the time is up or the exchange was cancelled, -1 on failure.
+    int wait(short events);
     // do_read - one non-blocking read fed to the parser; false on failure.
     bool do_read();
     // failure - record why the exchange failed.
@@ -60,6 +68,8 @@ private:
     const Timeouts& t_;
     Deadline overall_;
     std::vector<char>& rbuf_;
+    const std::atomic<bool>* cancel_;
+    bool cancelled_ = false;
     short read_events_ = POLLIN;
     bool write_wants_read_ = false;
     std::optional<Deadline> header_start_;

@@ -19,6 +19,7 @@
 #include "icap-milter/net/tls.hpp"
 #include "icap-milter/net/uri.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -66,6 +67,7 @@ struct ScanRequest {
     std::string filename;  // shown in the synthetic GET URL (url-encoded by the session)
     std::string job_id;    // "Job-12.3", for logs
     Deadline deadline = Deadline::max(); // the message's scan deadline (MessageScanTimeout)
+    const std::atomic<bool>* cancel = nullptr; // set: give up at once (the pool is stopping)
 };
 
 // IcapSession - not thread-safe: each worker owns its sessions.
