@@ -14,6 +14,17 @@
 //   again, so what it contains is walked too. A multipart in which GMime
 //   found no part at all (no or wrong boundary) becomes an item holding
 //   its prologue and epilogue, which is where its body ended up.
+//   The preamble and epilogue of every multipart that hold more than
+//   whitespace are items of their own, named after the prefix its
+//   children are numbered below: "preamble" and "epilogue" at the top,
+//   "P.preamble", "P.epilogue" for a multipart whose children are P.n.
+//   Text items (text/* leaves, leaves whose first bytes hold no NUL,
+//   preambles and epilogues) are searched for uuencode, yEnc and BinHex
+//   blocks (inline_encodings.cpp); each decoded block becomes an item
+//   right after its text ("P.u1", "P.y2", "P.b3"), at most
+//   kMaxInlineBlocks per text, each counting towards max_parts. Past
+//   that bound the message is flagged ambiguous, so the raw message is
+//   scanned as part "0" too.
 //   Encryption is believed only when the bytes show it (encryption.cpp):
 //   in a genuine PGP/MIME multipart/encrypted only the OpenPGP message
 //   part is unscannable, and an application/pkcs7-mime part only when it
@@ -48,6 +59,7 @@
 #include "icap-milter/common/sha256.hpp"
 #include "icap-milter/mime/encryption.hpp"
 #include "icap-milter/mime/gobject_ptr.hpp"
+#include "icap-milter/mime/inline_encodings.hpp"
 
 #include <gmime/gmime.h>
 
@@ -82,6 +94,16 @@ constexpr std::uint64_t kCensusSlack = 64;
 // that look like headers ("Note: ...", URLs).
 constexpr std::uint64_t kHeaderFactor = 50;
 constexpr std::uint64_t kHeaderSlack = 1000;
+// Inline-encoded blocks decoded per text item; more make the message
+// ambiguous (the raw message is scanned too) instead of more items.
+constexpr unsigned kMaxInlineBlocks = 16;
+
+// blank - nothing but whitespace (or nothing at all)?
+bool blank(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+    });
+}
 
 // lower - ASCII lower-case copy (MIME tokens are case-insensitive ASCII).
 std::string lower(std::string_view s) {
@@ -370,6 +392,8 @@ private:
     bool pgp_mime(GMimeMultipart* mp, Decoded& cipher);
     void pgp_ciphertext(GMimeObject* o, const std::string& id, const Decoded& d);
     void empty_item(GMimeObject* o, const std::string& id);
+    void outside_text(const char* text, const std::string& id, const char* name);
+    void inline_blocks(const Spool& data, const std::string& id, bool text);
     ScanItem describe(GMimeObject* o, const std::string& id, const std::string& type) const;
     // Observer - sees each decoded chunk; returning false stops decoding.
     using Observer = std::function<bool(std::string_view)>;
@@ -535,6 +559,10 @@ void Walker::children(GMimeMultipart* mp, const std::string& id, const std::stri
         else
             note("multipart/encrypted that is not PGP/MIME: scanned as multipart");
     }
+    // Named after the prefix, not id: a multipart and its first child
+    // share an id ("1"), their preambles must not.
+    std::string outside = prefix.empty() ? std::string() : prefix + ".";
+    outside_text(g_mime_multipart_get_prologue(mp), outside + "preamble", "preamble.txt");
     for (int i = 0; i < n && !stopped_; ++i) {
         GMimeObject* child = g_mime_multipart_get_part(mp, i);
         if (!child) continue;
@@ -544,6 +572,7 @@ void Walker::children(GMimeMultipart* mp, const std::string& id, const std::stri
             object(child, child_id(prefix, i + 1), depth);
         }
     }
+    outside_text(g_mime_multipart_get_epilogue(mp), outside + "epilogue", "epilogue.txt");
 }
 
 // pgp_mime - is mp PGP/MIME (RFC 3156)? protocol application/pgp-encrypted,
@@ -710,7 +739,83 @@ void Walker::leaf(GMimeObject* o, const std::string& id, unsigned depth) {
     } else {
         it.data = std::move(d.data);
     }
+    std::shared_ptr<const Spool> data = it.data;
     push(std::move(it));
+    if (data) inline_blocks(*data, id, type.compare(0, 5, "text/") == 0);
+}
+
+// outside_text - a multipart's preamble or epilogue as an item of its
+// own (unless it is only whitespace), searched for inline blocks too.
+void Walker::outside_text(const char* text, const std::string& id, const char* name) {
+    if (!text || blank(text) || !count_part()) return;
+    std::string_view v(text);
+    ScanItem it;
+    it.part_id = id;
+    it.filename = name;
+    it.content_type = "text/plain";
+    it.transfer_encoding = "7bit";
+    it.size = v.size();
+    Sha256 hash;
+    hash.update(v);
+    it.sha256 = hash.finish();
+    if (it.size > lim_.max_scan_size) {
+        it.scannable = false;
+        it.unscannable_reason = size_reason(it.size, lim_.max_scan_size);
+        push(std::move(it));
+        return;
+    }
+    std::shared_ptr<Spool> data = new_spool();
+    data->append(v);
+    it.data = data;
+    push(std::move(it));
+    inline_blocks(*data, id, true);
+}
+
+// inline_blocks - decode the uuencode, yEnc and BinHex blocks in a text
+// item's bytes into items of their own below id. Anything but text/*
+// is searched only when its first bytes hold no NUL. The hash of a
+// block over max_scan_size covers the bytes kept, not all it decodes to.
+void Walker::inline_blocks(const Spool& data, const std::string& id, bool text) {
+    unsigned n = 0;
+    InlineExtractor ex(lim_.max_scan_size, kMaxInlineBlocks, [&](InlineBlock&& b) {
+        if (!count_part()) return;
+        static constexpr const char* kLetter[] = {"u", "y", "b"};
+        ScanItem it;
+        it.part_id = id + "." + kLetter[static_cast<int>(b.kind)] + std::to_string(++n);
+        it.filename = std::move(b.name);
+        it.content_type = "application/octet-stream";
+        it.transfer_encoding = std::string("x-") + inline_kind_name(b.kind);
+        it.disposition = "attachment";
+        it.size = b.size;
+        Sha256 hash;
+        hash.update(b.data);
+        it.sha256 = hash.finish();
+        if (b.size > lim_.max_scan_size) {
+            it.scannable = false;
+            it.unscannable_reason = size_reason(b.size, lim_.max_scan_size);
+        } else {
+            std::shared_ptr<Spool> s = new_spool();
+            s->append(b.data);
+            it.data = std::move(s);
+        }
+        b.data = std::string();
+        push(std::move(it));
+    });
+    auto r = data.reader();
+    bool first = true;
+    for (std::size_t got; !stopped_ && (got = r->read(buf_)) > 0; first = false) {
+        std::string_view chunk(buf_.data(), got);
+        if (first && !text && chunk.find('\0') != std::string_view::npos) return;
+        ex.feed(chunk);
+    }
+    if (stopped_) return;
+    ex.finish();
+    if (ex.skipped() > 0) {
+        res_.ambiguous = true;
+        note("part " + id + ": " + std::to_string(ex.skipped()) +
+             " more inline-encoded blocks than " + std::to_string(kMaxInlineBlocks) +
+             ", not decoded: whole message scanned too");
+    }
 }
 
 // smime - an application/pkcs7-mime leaf, judged by its bytes whatever

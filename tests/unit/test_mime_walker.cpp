@@ -282,7 +282,11 @@ TEST_CASE("mime walker: multipart with a base64 attachment") {
     mime_init();
     WalkResult r = walk(load("simple_base64.eml"));
     CHECK_FALSE(r.limit_hit);
-    REQUIRE(ids(r) == "1,2,3");
+    REQUIRE(ids(r) == "preamble,1,2,3,epilogue");
+    CHECK(content(item(r, "preamble")) == "This is a multi-part message in MIME format.");
+    CHECK(item(r, "preamble").filename == "preamble.txt");
+    CHECK(item(r, "epilogue").filename == "epilogue.txt");
+    CHECK(content(item(r, "epilogue")).find("That was the epilogue.") == 0);
 
     const ScanItem& body = item(r, "1");
     CHECK(body.content_type == "text/plain");
@@ -586,7 +590,7 @@ TEST_CASE("mime walker: encryption checks keep the depth and part limits") {
 
 TEST_CASE("mime walker: multipart/signed is descended, signature scanned too") {
     WalkResult r = walk(load("smime_signed.eml"));
-    REQUIRE(ids(r) == "1.1,1.2,2");
+    REQUIRE(ids(r) == "preamble,1.1,1.2,2");
     for (const auto& it : r.items) CHECK(it.scannable);
     CHECK(content(item(r, "1.2")) == "signed attachment bytes");
     CHECK(item(r, "2").content_type == "application/pkcs7-signature");
@@ -597,7 +601,7 @@ TEST_CASE("mime walker: oversize part is unscannable, keeps size and hash") {
     WalkLimits lim;
     lim.max_scan_size = 1000;
     WalkResult r = walk(load("simple_base64.eml"), lim);
-    REQUIRE(ids(r) == "1,2,3");
+    REQUIRE(ids(r) == "preamble,1,2,3,epilogue");
     const ScanItem& pdf = item(r, "2");
     CHECK_FALSE(pdf.scannable);
     CHECK(pdf.unscannable_reason == "size limit (4039 > 1000 bytes)");
@@ -962,7 +966,7 @@ TEST_CASE("mime walker: part spools are nameless temp files and no fd leaks") {
         lim.memory_limit = 0; // every non-empty part goes to a file
         auto spool = spool_of(load("simple_base64.eml"), 0, dir);
         WalkResult r = walk_message(*spool, lim);
-        REQUIRE(r.items.size() == 3);
+        REQUIRE(r.items.size() == 5); // preamble, 1, 2, 3, epilogue
         CHECK(item(r, "2").data->on_disk());
         CHECK(content(item(r, "2")) == pdf_bytes());
         int entries = 0;
@@ -1025,4 +1029,175 @@ TEST_CASE("mime walker: messages walked concurrently on several threads") {
     }
     for (auto& th : threads) th.join();
     for (int t = 0; t < kThreads; ++t) CHECK(mismatches[t] == 0);
+}
+
+namespace {
+
+const std::string kEicar =
+    "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+// text_message - a single-part text message with this body (LF ends).
+std::string text_message(const std::string& type, const std::string& body) {
+    return "From: a@example.org\nTo: b@example.net\nSubject: t\nMIME-Version: 1.0\n"
+           "Content-Type: " + type + "\n\n" + body;
+}
+
+// uu_block - kEicar as a uuencode block (two lines: 45 + 23 bytes).
+std::string uu_block(const std::string& name) {
+    // uu_char - a 6-bit value as a character ("`" for zero).
+    auto ch = [](unsigned v) { return v == 0 ? '`' : static_cast<char>(32 + v); };
+    std::string out = "begin 644 " + name + "\n";
+    for (std::size_t off = 0; off < kEicar.size(); off += 45) {
+        std::size_t n = std::min<std::size_t>(45, kEicar.size() - off);
+        out += ch(static_cast<unsigned>(n));
+        for (std::size_t i = 0; i < n; i += 3) {
+            unsigned char b[3] = {0, 0, 0};
+            for (std::size_t k = 0; k < 3 && i + k < n; ++k) b[k] = static_cast<unsigned char>(kEicar[off + i + k]);
+            out += ch(b[0] >> 2);
+            out += ch(((b[0] << 4) | (b[1] >> 4)) & 63);
+            out += ch(((b[1] << 2) | (b[2] >> 6)) & 63);
+            out += ch(b[2] & 63);
+        }
+        out += "\n";
+    }
+    return out + "`\nend\n";
+}
+
+} // namespace
+
+TEST_CASE("mime walker: uuencoded EICAR inside text/plain is an item of its own") {
+    WalkResult r = walk(load("uuencode_eicar.eml"));
+    REQUIRE(ids(r) == "1,1.u1");
+    const ScanItem& u = item(r, "1.u1");
+    CHECK(content(u) == kEicar);
+    CHECK(u.filename == "eicar.com");
+    CHECK(u.transfer_encoding == "x-uuencode");
+    CHECK(u.scannable);
+    CHECK(to_hex(u.sha256) == sha(kEicar));
+    CHECK(content(item(r, "1")).find("begin 644 eicar.com") != std::string::npos);
+    // The clean twin gives its own bytes, and LF form the same.
+    WalkResult c = walk(load("uuencode_clean.eml"));
+    REQUIRE(ids(c) == "1,1.u1");
+    CHECK(content(item(c, "1.u1")) == "This is a harmless little file.\nNothing to see here.\n");
+    WalkResult lf = walk(text_message("text/html", "<pre>\n" + uu_block("../x.exe") + "</pre>\n"));
+    REQUIRE(ids(lf) == "1,1.u1");
+    CHECK(content(item(lf, "1.u1")) == kEicar);
+    CHECK(item(lf, "1.u1").filename == "x.exe");
+}
+
+TEST_CASE("mime walker: yEnc and BinHex EICAR inside text are items of their own") {
+    WalkResult y = walk(load("yenc_eicar.eml"));
+    REQUIRE(ids(y) == "1,1.y1");
+    CHECK(content(item(y, "1.y1")) == kEicar);
+    CHECK(item(y, "1.y1").filename == "eicar.com");
+    CHECK(item(y, "1.y1").transfer_encoding == "x-yenc");
+    WalkResult b = walk(load("binhex_eicar.eml"));
+    REQUIRE(ids(b) == "1,1.b1");
+    CHECK(content(item(b, "1.b1")) == kEicar);
+    CHECK(item(b, "1.b1").filename == "eicar.com");
+    CHECK(item(b, "1.b1").transfer_encoding == "x-binhex");
+    for (const char* f : {"yenc_clean.eml", "binhex_clean.eml"}) {
+        WalkResult c = walk(load(f));
+        REQUIRE(c.items.size() == 2);
+        CHECK(content(c.items[1]) == "This is a harmless little file.\nNothing to see here.\n");
+    }
+}
+
+TEST_CASE("mime walker: a base64 part whose bytes are text is searched, binary is not") {
+    // Base64 of the uuencode block, made without GMime.
+    static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    auto base64 = [](const std::string& in) {
+        std::string out;
+        for (std::size_t i = 0; i < in.size(); i += 3) {
+            unsigned v = static_cast<unsigned char>(in[i]) << 16;
+            if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+            if (i + 2 < in.size()) v |= static_cast<unsigned char>(in[i + 2]);
+            out += a[(v >> 18) & 63];
+            out += a[(v >> 12) & 63];
+            out += i + 1 < in.size() ? a[(v >> 6) & 63] : '=';
+            out += i + 2 < in.size() ? a[v & 63] : '=';
+        }
+        return out;
+    };
+    std::string text = "notes\n" + uu_block("e.com");
+    std::string msg = "From: a@example.org\nMIME-Version: 1.0\nContent-Type: application/octet-stream\n"
+                      "Content-Transfer-Encoding: base64\n\n" + base64(text) + "\n";
+    WalkResult r = walk(msg);
+    REQUIRE(ids(r) == "1,1.u1");
+    CHECK(content(item(r, "1.u1")) == kEicar);
+    std::string bin = std::string(1, '\0') + text;
+    msg = "From: a@example.org\nMIME-Version: 1.0\nContent-Type: application/octet-stream\n"
+          "Content-Transfer-Encoding: base64\n\n" + base64(bin) + "\n";
+    CHECK(ids(walk(msg)) == "1");
+}
+
+TEST_CASE("mime walker: preamble and epilogue with EICAR are items, at depth 1 and 2") {
+    WalkResult r = walk(load("preamble_eicar.eml"));
+    REQUIRE(ids(r) == "preamble,1");
+    CHECK(content(item(r, "preamble")) == kEicar);
+    CHECK(item(r, "preamble").filename == "preamble.txt");
+    CHECK(item(r, "preamble").content_type == "text/plain");
+    CHECK(r.preamble == kEicar); // the token hash still sees the top-level preamble
+
+    WalkResult n = walk(load("nested_epilogue_eicar.eml"));
+    REQUIRE(ids(n) == "preamble,1.1,1.2,1.epilogue,2");
+    CHECK(content(item(n, "1.epilogue")).substr(0, kEicar.size()) == kEicar);
+    CHECK(item(n, "1.epilogue").filename == "epilogue.txt");
+    CHECK(r.epilogue.empty());
+
+    // Depth 2 preamble, and an epilogue of a message/rfc822 inside.
+    std::string deep =
+        "From: a@example.org\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=o\n\n"
+        "--o\nContent-Type: message/rfc822\n\n"
+        "Subject: inner\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=i\n\n" +
+        kEicar + "\n--i\nContent-Type: text/plain\n\nx\n--i--\nafter " + kEicar + "\n--o--\n";
+    WalkResult d = walk(deep);
+    REQUIRE(ids(d) == "1.preamble,1.1,1.epilogue");
+    CHECK(content(item(d, "1.preamble")) == kEicar);
+    CHECK(content(item(d, "1.epilogue")).find(kEicar) == 6);
+}
+
+TEST_CASE("mime walker: whitespace-only preamble and epilogue give no item") {
+    std::string msg = "From: a@example.org\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=o\n\n"
+                      "  \t\n\n--o\nContent-Type: text/plain\n\nx\n--o--\n\n \n";
+    CHECK(ids(walk(msg)) == "1");
+    CHECK(ids(walk(crlf(msg))) == "1");
+}
+
+TEST_CASE("mime walker: uuencode in a preamble is decoded too") {
+    std::string msg = "From: a@example.org\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=o\n\n"
+                      "hi\n" + uu_block("p.com") + "\n--o\nContent-Type: text/plain\n\nx\n--o--\n";
+    WalkResult r = walk(msg);
+    REQUIRE(ids(r) == "preamble,preamble.u1,1");
+    CHECK(content(item(r, "preamble.u1")) == kEicar);
+}
+
+TEST_CASE("mime walker: inline blocks are bounded per part and count towards max_parts") {
+    std::string body;
+    for (int i = 0; i < 40; ++i) body += uu_block("e" + std::to_string(i) + ".com");
+    WalkResult r = walk(text_message("text/plain", body));
+    // 16 blocks decoded; the rest make the message ambiguous, so the raw
+    // message is scanned as part "0" too.
+    CHECK(r.items.size() == 1 + 16 + 1);
+    CHECK(r.ambiguous);
+    CHECK(r.items.back().part_id == "0");
+    CHECK(item(r, "1.u16").filename == "e15.com");
+
+    WalkLimits lim;
+    lim.max_parts = 5;
+    WalkResult l = walk(text_message("text/plain", body), lim);
+    CHECK(l.limit_hit);
+    CHECK(l.items.size() <= 6);
+    CHECK(l.items.back().part_id == "0");
+
+    // A block over max_scan_size is unscannable, not truncated.
+    WalkLimits small;
+    small.max_scan_size = 40;
+    WalkResult s = walk(text_message("text/plain", "x\n" + uu_block("e.com")), small);
+    REQUIRE(ids(s) == "1");
+    CHECK_FALSE(item(s, "1").scannable); // the text itself is over 40 bytes
+    small.max_scan_size = 300;
+    s = walk(text_message("text/plain", "x\n" + uu_block("e.com")), small);
+    REQUIRE(ids(s) == "1,1.u1");
+    CHECK(item(s, "1.u1").scannable);
 }

@@ -14,7 +14,8 @@ namespace icapm {
 
 // ScanItem - a decoded MIME leaf (or an unscannable placeholder).
 struct ScanItem {
-    std::string part_id;            // MIME path, "1", "2.1", ... ("0" = whole message fallback)
+    std::string part_id;            // MIME path, "1", "2.1", ... ("0" = whole message fallback,
+                                    // "2.preamble", "1.u1": see walk_message)
     std::string filename;           // from Content-Disposition / Content-Type name; may be empty
     std::string content_type;       // "type/subtype", lower case
     std::string transfer_encoding;  // "base64", "quoted-printable", "7bit", ... lower case

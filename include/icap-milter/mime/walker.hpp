@@ -6,6 +6,9 @@
 //   hashing it, and marks oversized parts unscannable, and encrypted
 //   parts too when their bytes are ciphertext (see encryption.hpp); a
 //   part or wrapper that only claims encryption is scanned like any other.
+//   Preambles and epilogues that are not blank, and the uuencode, yEnc
+//   and BinHex blocks inside text (see inline_encodings.hpp), are items
+//   of their own.
 // DIAGNOSTICS
 //   Throws std::runtime_error when the message cannot be parsed at all;
 //   limits never throw, they set limit_hit and add a whole-message item.
@@ -19,7 +22,11 @@ namespace icapm {
 // walk_message - list the scan items of the RFC 5322 message in spool.
 // Part ids follow IMAP: "1" is the body of a single-part message, the
 // children of a multipart are "1", "2", ..., and a message/rfc822 at "2"
-// holds "2.1", "2.2", .... Each item's data is a new Spool (in
+// holds "2.1", "2.2", .... A multipart's preamble and epilogue are
+// "preamble"/"epilogue" at the top and "P.preamble"/"P.epilogue" when its
+// children are "P.n"; the k-th inline block of text item X is "X.uk"
+// (uuencode), "X.yk" (yEnc) or "X.bk" (BinHex), right after X, and
+// counts towards max_parts. Each item's data is a new Spool (in
 // limits.temp_dir, memory_limit bytes in RAM at most, all items of one
 // message together total_memory_limit at most). Different messages may
 // be walked on different threads at once; one spool by one thread only.
