@@ -6,7 +6,10 @@
 //   kinds are exercised; bit 1 sends every part's spool to disk. Small
 //   limits make the depth, part-count, size and census paths reachable
 //   with small inputs. Each item is read back and its size and hash are
-//   checked against what the walker said.
+//   checked against what the walker said. Preambles, epilogues and the
+//   uuencode, yEnc and BinHex blocks inside text become items too; the
+//   seeds (tests/data/mime/*_eicar.eml, *_clean.eml) and mime.dict steer
+//   the fuzzer into them, and their items are checked like any other.
 //   Build and run: tests/fuzz/run.sh mime SECONDS.
 // DIAGNOSTICS
 //   std::runtime_error (GMime could not make a message) is an expected
