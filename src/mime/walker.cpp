@@ -887,10 +887,13 @@ void Walker::boundless(GMimeMultipart* mp, const std::string& id) {
     if (it.size > lim_.max_scan_size) {
         it.scannable = false;
         it.unscannable_reason = size_reason(it.size, lim_.max_scan_size);
+        data.reset();
     } else {
-        it.data = std::move(data);
+        it.data = data;
     }
     push(std::move(it));
+    // Its text is searched for inline blocks like any text part.
+    if (data) inline_blocks(*data, id, true);
 }
 
 // encoded_message - a message/rfc822 with base64 or quoted-printable

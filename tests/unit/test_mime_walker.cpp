@@ -1201,3 +1201,11 @@ TEST_CASE("mime walker: inline blocks are bounded per part and count towards max
     REQUIRE(ids(s) == "1,1.u1");
     CHECK(item(s, "1.u1").scannable);
 }
+
+TEST_CASE("mime walker: a multipart without parts has its inline blocks decoded too") {
+    std::string msg = "From: a@example.org\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=nope\n\n"
+                      "hello\n" + uu_block("b.com") + "bye\n";
+    WalkResult r = walk(msg);
+    REQUIRE(ids(r) == "1,1.u1");
+    CHECK(content(item(r, "1.u1")) == kEicar);
+}
