@@ -327,6 +327,21 @@ inline void serve(Peer& peer, Recorder& rec, const std::string& opts,
     }
 }
 
+// serve_heads - a misbehaving server's frame: OPTIONS are answered with
+// options_reply(); each RESPMOD's head goes to on_respmod, which reads
+// what it wants and answers (or not). Ends when the client leaves or
+// on_respmod returns false.
+inline void serve_heads(Peer& peer, const std::function<bool(Peer&, const Request&)>& on_respmod) {
+    Request r;
+    while (peer.read_head(&r)) {
+        if (r.method() == "OPTIONS") {
+            if (!peer.send(options_reply())) return;
+            continue;
+        }
+        if (!on_respmod(peer, r)) return;
+    }
+}
+
 // fast - short timeouts for tests that expect failures.
 inline Timeouts fast(std::chrono::milliseconds io = 2000ms) {
     Timeouts t;

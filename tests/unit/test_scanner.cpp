@@ -79,17 +79,11 @@ TEST_CASE("scanner: a scan queue that stays full ends every message deliberately
     // at MessageScanTimeout), never with a worker crashing on a lost job.
     std::atomic<int> respmods{0};
     ScriptServer srv([&](Peer& p, int) {
-        while (true) {
-            Request r;
-            if (!p.read_head(&r)) return;
-            if (r.method() == "OPTIONS") {
-                if (!p.send(options_reply())) return;
-                continue;
-            }
+        serve_heads(p, [&](Peer& peer, const Request& r) {
             ++respmods;
             std::this_thread::sleep_for(600ms);
-            if (!answer_204(p, r)) return;
-        }
+            return answer_204(peer, r);
+        });
     });
     auto config = config_for(srv);
     config->max_queue_length = 1;
@@ -133,17 +127,12 @@ TEST_CASE("scanner: MessageScanTimeout ends a message whose server never answers
     QuietLog quiet;
     std::atomic<bool> done{false};
     ScriptServer srv([&](Peer& p, int) {
-        Request r;
-        while (p.read_head(&r)) {
-            if (r.method() == "OPTIONS") {
-                if (!p.send(options_reply())) return;
-                continue;
-            }
+        serve_heads(p, [&](Peer& peer, const Request&) {
             // Read the request and say nothing until the client gives up.
             for (int i = 0; i < 100 && !done; ++i)
-                if (p.wait_peer_close(50ms)) return;
-            return;
-        }
+                if (peer.wait_peer_close(50ms)) break;
+            return false;
+        });
     });
     auto config = config_for(srv);
     config->io_timeout = 10000ms;
@@ -169,25 +158,17 @@ TEST_CASE("scanner: a reply cut off twice is retried on new connections, then cl
         std::atomic<int> respmods{0};
         std::atomic<int> cut{0};
         ScriptServer srv([&](Peer& p, int) {
-            while (true) {
-                Request r;
-                if (!p.read_head(&r)) return;
-                if (r.method() == "OPTIONS") {
-                    if (!p.send(options_reply())) return;
-                    continue;
-                }
-                if (++respmods <= 2) {
-                    // The start of a reply, then an orderly close: "connection
-                    // closed in the middle of the reply", as seen from c-icap.
-                    std::string some;
-                    p.read_exact(1000, &some);
-                    p.send("ICAP/1.0 200 OK\r\nISTag: \"SCRIPT-1\"\r\n");
-                    ++cut;
-                    p.close();
-                    return;
-                }
-                if (!answer_204(p, r)) return;
-            }
+            serve_heads(p, [&](Peer& peer, const Request& r) {
+                if (++respmods > 2) return answer_204(peer, r);
+                // The start of a reply, then an orderly close: "connection
+                // closed in the middle of the reply", as seen from c-icap.
+                std::string some;
+                peer.read_exact(1000, &some);
+                peer.send("ICAP/1.0 200 OK\r\nISTag: \"SCRIPT-1\"\r\n");
+                ++cut;
+                peer.close();
+                return false;
+            });
         });
         auto config = config_for(srv);
         config->scan_retries = retries;
@@ -214,18 +195,12 @@ TEST_CASE("scanner: ScanRetries 0 gives a failed part exactly one try") {
     QuietLog quiet;
     std::atomic<int> respmods{0};
     ScriptServer srv([&](Peer& p, int) {
-        while (true) {
-            Request r;
-            if (!p.read_head(&r)) return;
-            if (r.method() == "OPTIONS") {
-                if (!p.send(options_reply())) return;
-                continue;
-            }
+        serve_heads(p, [&](Peer& peer, const Request&) {
             ++respmods;
-            p.send("ICAP/1.0 500 Server Error\r\nISTag: \"SCRIPT-1\"\r\nEncapsulated: null-body=0\r\n\r\n");
-            p.close();
-            return;
-        }
+            peer.send("ICAP/1.0 500 Server Error\r\nISTag: \"SCRIPT-1\"\r\nEncapsulated: null-body=0\r\n\r\n");
+            peer.close();
+            return false;
+        });
     });
     auto config = config_for(srv);
     config->scan_retries = 0;
@@ -267,17 +242,12 @@ TEST_CASE("scanner: stopping does not wait for a scanner's reply to a self-test 
     std::atomic<int> canaries{0};
     std::atomic<bool> done{false};
     ScriptServer srv([&](Peer& p, int) {
-        Request r;
-        while (p.read_head(&r)) {
-            if (r.method() == "OPTIONS") {
-                if (!p.send(options_reply())) return;
-                continue;
-            }
+        serve_heads(p, [&](Peer& peer, const Request&) {
             ++canaries; // read the canary's head, then say nothing until the client leaves
             for (int i = 0; i < 200 && !done; ++i)
-                if (p.wait_peer_close(50ms)) return;
-            return;
-        }
+                if (peer.wait_peer_close(50ms)) break;
+            return false;
+        });
     });
     auto config = config_for(srv);
     config->scanner_self_test = true;
