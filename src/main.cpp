@@ -263,14 +263,24 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
                  config->socket, config->scan_threads, config->icap_servers.size());
 
     int milter_status = 0;
-    std::thread milter_thread([&] { milter_status = smfi_main(); });
+    // libmilter runs a signal thread of its own that also waits for TERM,
+    // INT and HUP: when it takes one, smfi_main returns without the main
+    // thread hearing of it. Wake the main thread then, so it stops too.
+    const pthread_t main_thread = pthread_self();
+    std::thread milter_thread([&] {
+        milter_status = smfi_main();
+        pthread_kill(main_thread, SIGTERM);
+    });
     {
         Reloader reloader(opt.config_path);
         signal_loop(set, reloader);
     }
     smfi_stop();
     milter_thread.join();
-    drain(std::chrono::seconds(config->milter_timeout < 60 ? config->milter_timeout : 60));
+    // Bounded, so a stop never hangs on an idle MTA connection: a session
+    // still open afterwards ends with the process, and the MTA's
+    // milter_default_action (tempfail) keeps its mail.
+    drain(std::chrono::seconds(config->milter_timeout < 10 ? config->milter_timeout : 10));
     log_stats();
     icapm::install_runtime(nullptr); // the scanner finishes queued work and joins its workers
     pid_file.reset(); // may warn (after the privilege drop): while the logger still exists
