@@ -511,12 +511,25 @@ std::vector<OptionSpec> build() {
         &Config::spool_memory_limit));
     t.push_back(uint_option(
         {mime, "MaxMimeDepth", "1-64",
-         "Deepest MIME nesting (multiparts and attached messages) walked. Deeper parts are unscannable."},
+         "Deepest MIME nesting (multiparts and attached messages) walked. A deeper message is ambiguous "
+         "(OnAmbiguous): its raw copy is still scanned, so a virus in it is still found, but it is never "
+         "Clean, because the scanner's own MIME parser gives up at a similar depth."},
         &Config::max_mime_depth));
     t.push_back(uint_option(
         {mime, "MaxMimeParts", "1-100000",
-         "Most MIME parts walked in one message. A message with more is unscannable."},
+         "Most MIME parts walked in one message. A message with more is ambiguous (OnAmbiguous), as for "
+         "MaxMimeDepth."},
         &Config::max_mime_parts));
+    t.push_back(enum_option(
+        {mime, "ScanWholeMessage", "never|ambiguous|always",
+         "Also send the raw message as one more item (part 0), so the scanner's own MIME parser gives its "
+         "reading too, as clamav-milter does. always: every message (clamd, for one, only matches some "
+         "content such as a small text/html part when it reads the whole message; costs a second pass of "
+         "the scanner over every message). ambiguous: only messages whose MIME readers may take apart "
+         "differently (see MIME READINGS in icap-milter.conf(5)). never: only when a MIME limit stopped the "
+         "walk; messages that need the scanner's reading then fail closed (OnAmbiguous). A message larger "
+         "than MaxScanSize gets no whole-message view."},
+        &Config::scan_whole_message));
 
     t.push_back(action_option(
         {policy, "OnInfected", "reject|discard|accept",
@@ -533,6 +546,14 @@ std::vector<OptionSpec> build() {
          "What to do with a message holding parts that cannot be scanned (encrypted, too large, too deep). "
          "accept delivers it with X-Virus-Status: Unscanned."},
         &Config::on_unscannable));
+    t.push_back(action_option(
+        {policy, "OnAmbiguous", "reject|tempfail|discard|accept",
+         "What to do with a message whose MIME structure readers may take apart differently where not every "
+         "reading can be scanned (two boundaries, conflicting headers, base64 with junk, message/partial, "
+         "MIME limits; see MIME READINGS in icap-milter.conf(5)). A virus found in any reading makes it "
+         "Infected instead. reject answers 550 5.6.0 with the reason: such a message stays malformed, so "
+         "retrying (tempfail) only delays the bounce. accept delivers it with X-Virus-Status: Ambiguous."},
+        &Config::on_ambiguous));
     t.push_back(bool_option(
         {policy, "AddHeaders", "yes|no",
          "Add X-Virus-Scanned and X-Virus-Status headers. Copies of them arriving from outside are "

@@ -30,6 +30,13 @@ namespace icapm {
 
 namespace {
 
+// whole_message_mode - ScanWholeMessage's word as the walker's mode.
+WholeMessage whole_message_mode(const std::string& word) {
+    if (word == "never") return WholeMessage::Never;
+    if (word == "ambiguous") return WholeMessage::Ambiguous;
+    return WholeMessage::Always;
+}
+
 // part_label - "1:clean", "2:infected(Eicar)", "3:unscannable(encrypted)".
 std::string part_label(const ScanItem& item, const Verdict& v) {
     std::string out = item.part_id + ":" + to_string(v.kind);
@@ -54,12 +61,12 @@ std::string scan_name(const ScanItem& item) {
 void count_outcome(const Decision& d) {
     auto& k = counters();
     ++k.examined;
-    if (d.status == MessageStatus::Infected)
-        ++k.infected;
-    else if (d.status == MessageStatus::Clean)
-        ++k.virus_free;
-    else
-        ++k.unscanned;
+    switch (d.status) {
+    case MessageStatus::Infected: ++k.infected; break;
+    case MessageStatus::Clean: ++k.virus_free; break;
+    case MessageStatus::Ambiguous: ++k.ambiguous_mime; break;
+    case MessageStatus::Unscanned: ++k.unscanned; break;
+    }
 }
 
 // check_token - verify the message's token headers against the walk;
@@ -68,7 +75,7 @@ bool check_token(const Runtime& rt, const MessageContext& msg, const WalkResult&
                  Outcome& out) {
     const Config& c = *rt.config;
     VerifyResult r;
-    if (walk.limit_hit || walk.ambiguous) {
+    if (!walk.hashable()) {
         r.reason = walk.limit_hit ? "mime-limit" : "ambiguous-mime";
         r.detail = "the message cannot be hashed reliably";
     } else {
@@ -103,7 +110,7 @@ bool check_token(const Runtime& rt, const MessageContext& msg, const WalkResult&
 std::string sign_token(const Runtime& rt, const WalkResult& walk, const std::vector<Verdict>& verdicts,
                        const Decision& d) {
     if (!rt.tokens.own || d.action != Action::Accept || d.status != MessageStatus::Clean) return {};
-    if (walk.limit_hit || walk.ambiguous || verdicts.empty()) return {};
+    if (!walk.hashable() || verdicts.empty()) return {};
     std::string istag;
     for (const auto& v : verdicts) {
         if (v.kind != VerdictKind::Clean || v.istag.empty()) return {};
@@ -143,12 +150,16 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
         limits.max_scan_size = c.max_scan_size;
         limits.temp_dir = c.temp_directory;
         limits.memory_limit = static_cast<std::size_t>(c.spool_memory_limit);
+        limits.whole_message = whole_message_mode(c.scan_whole_message);
         WalkResult walk = walk_message(msg.spool, limits);
         if (walk.limit_hit)
             spdlog::warn("{}: {}: MIME limit reached ({}); the whole raw message is scanned as part 0", msg.queue_id,
                          job, sanitize(walk.limit_reason));
-        if (walk.ambiguous)
-            spdlog::info("{}: {}: ambiguous MIME; the whole raw message is scanned too as part 0", msg.queue_id, job);
+        for (const auto& a : walk.ambiguities)
+            spdlog::info("{}: {}: ambiguous MIME: {}", msg.queue_id, job, sanitize(a, 300));
+        for (const auto& a : walk.suspects)
+            spdlog::info("{}: {}: MIME readers may differ (the whole-message view covers it): {}", msg.queue_id, job,
+                         sanitize(a, 300));
         for (const auto& w : walk.warnings) spdlog::debug("{}: {}: MIME: {}", msg.queue_id, job, sanitize(w));
 
         const auto& items = walk.items;
@@ -200,7 +211,7 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
                     out.scanners += (out.scanners.empty() ? "" : ", ") + who;
             }
         }
-        out.decision = decide(c, verdicts);
+        out.decision = decide(c, verdicts, walk.ambiguous() ? walk.ambiguity() : std::string());
         if (std::string token = sign_token(rt, walk, verdicts, out.decision); !token.empty()) {
             out.new_token = fold_token(token);
             out.strip_tokens = true; // an older token, if any, never stays beside ours

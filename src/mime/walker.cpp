@@ -23,8 +23,8 @@
 //   blocks (inline_encodings.cpp); each decoded block becomes an item
 //   right after its text ("P.u1", "P.y2", "P.b3"), at most
 //   kMaxInlineBlocks per text, each counting towards max_parts. Past
-//   that bound the message is flagged ambiguous, so the raw message is
-//   scanned as part "0" too.
+//   that bound the message is suspect: the scanner's own reading of the
+//   whole message has to cover the blocks not decoded here.
 //   Encryption is believed only when the bytes show it (encryption.cpp):
 //   in a genuine PGP/MIME multipart/encrypted only the OpenPGP message
 //   part is unscannable, and an application/pkcs7-mime part only when it
@@ -38,10 +38,19 @@
 //   GMime is called; then depth and part count are checked while
 //   walking. Whenever a limit is hit the walk stops and the whole raw
 //   message becomes one more item (part "0"), so the scanner still sees
-//   every byte. GMime's critical parser warnings (conflicting headers,
-//   invalid header lines, ...) mean a mail client may see other parts
-//   than GMime did: the walk goes on, and the raw message is added as
-//   part "0" too, for the scanner's own MIME parser to judge.
+//   every byte.
+//   Readings: where other readers (mail clients, the scanner's own MIME
+//   parser) could see other parts or other bytes, the walk records why.
+//   "Ambiguous" means the other readings cannot be produced here (two
+//   boundaries, conflicting headers, base64 junk, a bare CR in a
+//   delimiter line, message/partial, GMime's critical warnings, ...):
+//   the message fails closed whatever the scan says, unless a virus is
+//   found. "Suspect" means GMime's reading plus the scanner's reading of
+//   the whole raw message (part "0") cover them (a missing close
+//   delimiter, a non-standard transfer encoding token, ...). Header
+//   checks are in header_lint.cpp, line checks in census.cpp, base64
+//   checks in base64_reader.cpp; what ends up with which status is
+//   listed in icap-milter.conf(5), OnAmbiguous.
 //   Known cost: GMime keeps multipart prologues and epilogues in memory
 //   (and the top-level ones are copied into WalkResult), so a message
 //   that is mostly prologue or epilogue costs about twice its size.
@@ -56,25 +65,26 @@
 //   once: GMime's fs stream seeks the file offset that dup() shares.
 #include "icap-milter/mime/walker.hpp"
 
+#include "icap-milter/common/ascii.hpp"
 #include "icap-milter/common/sha256.hpp"
+#include "icap-milter/mime/base64_reader.hpp"
+#include "icap-milter/mime/census.hpp"
 #include "icap-milter/mime/encryption.hpp"
-#include "icap-milter/mime/gobject_ptr.hpp"
+#include "icap-milter/mime/gmime_fields.hpp"
+#include "icap-milter/mime/header_lint.hpp"
 #include "icap-milter/mime/inline_encodings.hpp"
 
 #include <gmime/gmime.h>
 
-#include <fcntl.h>
-
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
-#include <strings.h>
 #include <system_error>
+#include <utility>
 
 namespace icapm {
 
@@ -95,107 +105,49 @@ constexpr std::uint64_t kCensusSlack = 64;
 constexpr std::uint64_t kHeaderFactor = 50;
 constexpr std::uint64_t kHeaderSlack = 1000;
 // Inline-encoded blocks decoded per text item; more make the message
-// ambiguous (the raw message is scanned too) instead of more items.
+// suspect (the scanner's whole-message reading must cover them).
 constexpr unsigned kMaxInlineBlocks = 16;
+// Reasons kept per list (ambiguities, suspects); more are only counted.
+constexpr std::size_t kMaxReasons = 16;
 
-// blank - nothing but whitespace (or nothing at all)?
-bool blank(std::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-    });
+// Severity - what a finding does to the message: nothing (a note for
+// the log), suspect (the whole-message view must cover it) or ambiguous
+// (fail closed).
+enum class Severity { Note, Suspect, Ambiguous };
+
+// severity - GMime's parser warnings sorted by what they put at stake.
+// Conflicting Content-Type / Content-Transfer-Encoding fields and
+// parameters are judged by header_lint.cpp (GMime flags any conflicting
+// parameter, charset included), so GMime's own conflict codes are only
+// suspect here.
+Severity severity(GMimeParserWarning w) {
+    switch (w) {
+    case GMIME_CRIT_INVALID_HEADER_NAME: // readers end the header block there, or skip the line
+    case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY:
+    case GMIME_CRIT_NESTING_OVERFLOW: return Severity::Ambiguous;
+    case GMIME_CRIT_CONFLICTING_HEADER:
+    case GMIME_CRIT_CONFLICTING_PARAMETER:
+    case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT:
+    case GMIME_WARN_MALFORMED_MULTIPART:
+    case GMIME_WARN_TRUNCATED_MESSAGE:
+    case GMIME_WARN_MALFORMED_MESSAGE: return Severity::Suspect;
+    default: return Severity::Note;
+    }
 }
 
-// lower - ASCII lower-case copy (MIME tokens are case-insensitive ASCII).
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
+// where - the prefix of a reason: "part 1.2: ", or "" for the message.
+std::string where(const std::string& id) { return id.empty() ? std::string() : "part " + id + ": "; }
 
-// trim - drop surrounding blanks.
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-        s.remove_suffix(1);
-    return s;
+// prefix_related - one boundary is a prefix of the other (or both are
+// equal): a reader matching delimiter lines by prefix ends the wrong
+// multipart there.
+bool prefix_related(const std::string& a, const std::string& b) {
+    return a.size() <= b.size() ? b.compare(0, a.size(), a) == 0 : a.compare(0, b.size(), b) == 0;
 }
 
 // child_id - the MIME path of child n (1-based) below prefix.
 std::string child_id(const std::string& prefix, int n) {
     return prefix.empty() ? std::to_string(n) : prefix + "." + std::to_string(n);
-}
-
-// str - a possibly null C string as a string.
-std::string str(const char* s) { return s ? std::string(s) : std::string(); }
-
-// mime_type - "type/subtype" in lower case.
-std::string mime_type(GMimeObject* o) {
-    GMimeContentType* ct = g_mime_object_get_content_type(o);
-    const char* type = ct ? g_mime_content_type_get_media_type(ct) : nullptr;
-    const char* sub = ct ? g_mime_content_type_get_media_subtype(ct) : nullptr;
-    return lower(type ? type : "application") + "/" + lower(sub ? sub : "octet-stream");
-}
-
-// content_type_param - a Content-Type parameter, lower case ("" if absent).
-std::string content_type_param(GMimeObject* o, const char* name) {
-    return lower(trim(str(g_mime_object_get_content_type_parameter(o, name))));
-}
-
-// filename - Content-Disposition filename, else Content-Type name.
-std::string filename(GMimeObject* o) {
-    const char* f = g_mime_object_get_content_disposition_parameter(o, "filename");
-    if (!f || !*f) f = g_mime_object_get_content_type_parameter(o, "name");
-    return str(f);
-}
-
-// lenient_encoding - what a forgiving mail client makes of a
-// Content-Transfer-Encoding that GMime did not recognise ("base64;",
-// "\"base64\"", "base64(x)"): decoding what such a client would decode
-// keeps the scanner from seeing only the harmless-looking encoded text.
-GMimeContentEncoding lenient_encoding(GMimeObject* o) {
-    const char* raw = g_mime_object_get_header(o, "Content-Transfer-Encoding");
-    if (!raw) return GMIME_CONTENT_ENCODING_DEFAULT;
-    std::string clean;
-    int comment = 0;
-    for (const char* p = raw; *p && p - raw < 256; ++p) {
-        if (*p == '(')
-            ++comment;
-        else if (*p == ')')
-            comment -= comment > 0;
-        else if (comment == 0 && *p != '"')
-            clean += *p;
-    }
-    std::string_view v = trim(clean);
-    std::string token = lower(v.substr(0, v.find_first_of(" \t;,")));
-    if (token.empty()) return GMIME_CONTENT_ENCODING_DEFAULT;
-    return g_mime_content_encoding_from_string(token.c_str());
-}
-
-// effective_encoding - GMime's reading of the encoding, else the lenient one.
-GMimeContentEncoding effective_encoding(GMimeObject* o) {
-    GMimeContentEncoding e = GMIME_IS_PART(o) ? g_mime_part_get_content_encoding(GMIME_PART(o))
-                                              : GMIME_CONTENT_ENCODING_DEFAULT;
-    return e != GMIME_CONTENT_ENCODING_DEFAULT ? e : lenient_encoding(o);
-}
-
-// transfer_encoding - the part's Content-Transfer-Encoding, normalised.
-std::string transfer_encoding(GMimeObject* o) {
-    GMimeContentEncoding e = effective_encoding(o);
-    if (e != GMIME_CONTENT_ENCODING_DEFAULT) {
-        if (const char* s = g_mime_content_encoding_to_string(e)) return lower(s);
-    }
-    // Unknown tokens are kept (bounded) for the log; absent means 7bit
-    // (RFC 2045 section 6.1).
-    const char* raw = g_mime_object_get_header(o, "Content-Transfer-Encoding");
-    if (!raw) return "7bit";
-    return lower(trim(std::string_view(raw).substr(0, 64)));
-}
-
-// disposition - "attachment", "inline", another token or "".
-std::string disposition(GMimeObject* o) {
-    return lower(trim(str(g_mime_object_get_disposition(o))));
 }
 
 // is_message_type - content types that carry a whole message.
@@ -214,148 +166,11 @@ struct OptionsFree {
 };
 using OptionsPtr = std::unique_ptr<GMimeParserOptions, OptionsFree>;
 
-// warning_name - a GMime parser warning in words.
-const char* warning_name(GMimeParserWarning w) {
-    switch (w) {
-    case GMIME_WARN_DUPLICATED_HEADER: return "duplicated header";
-    case GMIME_WARN_DUPLICATED_PARAMETER: return "duplicated parameter";
-    case GMIME_WARN_UNENCODED_8BIT_HEADER: return "unencoded 8-bit header";
-    case GMIME_WARN_INVALID_CONTENT_TYPE: return "invalid Content-Type";
-    case GMIME_WARN_INVALID_RFC2047_HEADER_VALUE: return "invalid RFC 2047 header value";
-    case GMIME_WARN_MALFORMED_MULTIPART: return "multipart without parts";
-    case GMIME_WARN_TRUNCATED_MESSAGE: return "truncated message";
-    case GMIME_WARN_MALFORMED_MESSAGE: return "malformed message";
-    case GMIME_CRIT_INVALID_HEADER_NAME: return "invalid header line";
-    case GMIME_CRIT_CONFLICTING_HEADER: return "conflicting header";
-    case GMIME_CRIT_CONFLICTING_PARAMETER: return "conflicting parameter";
-    case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY: return "multipart without boundary";
-    case GMIME_WARN_INVALID_PARAMETER: return "invalid parameter";
-    case GMIME_WARN_INVALID_ADDRESS_LIST: return "invalid address list";
-    case GMIME_CRIT_NESTING_OVERFLOW: return "nesting overflow";
-    case GMIME_WARN_PART_WITHOUT_CONTENT: return "part without content";
-    case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT: return "part without headers or content";
-    }
-    return "unknown parser warning";
-}
-
-// is_critical - GMime's own verdict that other software may read the
-// message differently (the GMIME_CRIT_* codes).
-bool is_critical(GMimeParserWarning w) {
-    return w == GMIME_CRIT_INVALID_HEADER_NAME || w == GMIME_CRIT_CONFLICTING_HEADER ||
-           w == GMIME_CRIT_CONFLICTING_PARAMETER || w == GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY ||
-           w == GMIME_CRIT_NESTING_OVERFLOW || w == GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT;
-}
-
-// printable - a short, log-safe copy of hostile text.
-std::string printable(const char* s, std::size_t max = 64) {
-    std::string out;
-    for (; s && *s && out.size() < max; ++s) {
-        auto c = static_cast<unsigned char>(*s);
-        out += (c >= 32 && c < 127) ? static_cast<char>(c) : '?';
-    }
-    return out;
-}
-
-// open_stream - a GMime stream over the spool's content.
-GObjectPtr<GMimeStream> open_stream(const Spool& spool) {
-    if (!spool.on_disk()) {
-        std::string_view m = spool.memory();
-        GMimeStream* s = m.empty() ? g_mime_stream_mem_new()
-                                   : g_mime_stream_mem_new_with_buffer(m.data(), m.size());
-        if (!s) throw std::runtime_error("mime: cannot create memory stream");
-        return adopt(s);
-    }
-    UniqueFd fd(::fcntl(spool.fd(), F_DUPFD_CLOEXEC, 0));
-    if (!fd) throw std::system_error(errno, std::generic_category(), "mime: dup spool fd");
-    // Explicit bounds: the shared offset may have been moved by anyone.
-    GMimeStream* s = g_mime_stream_fs_new_with_bounds(fd.get(), 0, static_cast<gint64>(spool.size()));
-    if (!s) throw std::runtime_error("mime: cannot create file stream");
-    fd.release(); // the stream owns (and closes) the dup now
-    return adopt(s);
-}
-
-// Census - counts of lines that each make GMime allocate an object.
-struct Census {
-    std::uint64_t delimiters = 0;    // lines beginning with "--"
-    std::uint64_t content_types = 0; // lines beginning with "Content-Type"
-    std::uint64_t headers = 0;       // lines shaped like "Name:" or "Name :"
-};
-
-// LineCensus - classifies lines by how they start, chunk by chunk: two
-// memchr() calls per line, byte loops only over header names.
-class LineCensus {
-public:
-    // feed - the next bytes of the message.
-    void feed(const char* p, const char* end) {
-        while (p < end) {
-            const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-            segment(p, nl ? nl : end, nl != nullptr);
-            if (!nl) return;
-            end_line();
-            p = nl + 1;
-        }
-    }
-    // finish - the counts, including an unterminated last line.
-    Census finish() {
-        if (len_ > 0) end_line();
-        return c_;
-    }
-
-private:
-    enum State { kName, kBlank, kHeader, kNo };
-
-    // segment - part of one line; line_ends when a newline follows it.
-    void segment(const char* p, const char* e, bool line_ends) {
-        std::size_t n = static_cast<std::size_t>(e - p);
-        std::size_t take = std::min(n, sizeof head_ - hlen_);
-        std::memcpy(head_ + hlen_, p, take);
-        hlen_ += take;
-        len_ += n;
-        if (state_ != kName && state_ != kBlank) return;
-        const char* colon = static_cast<const char*>(std::memchr(p, ':', n));
-        if (!colon && line_ends) {
-            state_ = kNo; // the common body line: no colon at all
-            return;
-        }
-        for (const char* q = p; q < (colon ? colon : e) && state_ != kNo; ++q) step(*q);
-        if (colon && state_ != kNo) state_ = name_len_ > 0 ? kHeader : kNo;
-    }
-    // step - one byte before the colon: field-name chars, then blanks.
-    void step(char ch) {
-        auto c = static_cast<unsigned char>(ch);
-        bool blank = c == ' ' || c == '\t';
-        if (state_ == kName && c > 32 && c < 127 && ++name_len_ <= 998) return;
-        if (blank && name_len_ > 0) {
-            state_ = kBlank; // GMime also accepts "Name :"
-            return;
-        }
-        state_ = kNo;
-    }
-    // end_line - count the finished line and start the next.
-    void end_line() {
-        if (hlen_ >= 2 && head_[0] == '-' && head_[1] == '-')
-            ++c_.delimiters;
-        else if (hlen_ == sizeof head_ && (head_[0] | 0x20) == 'c' &&
-                 ::strncasecmp(head_, "content-type", sizeof head_) == 0)
-            ++c_.content_types;
-        if (state_ == kHeader) ++c_.headers;
-        hlen_ = len_ = name_len_ = 0;
-        state_ = kName;
-    }
-
-    Census c_;
-    char head_[12] = {};
-    std::size_t hlen_ = 0;
-    std::uint64_t len_ = 0;
-    std::size_t name_len_ = 0;
-    State state_ = kName;
-};
-
 // take_census - one pass over the raw message.
 Census take_census(const Spool& spool, std::vector<char>& buf) {
     LineCensus lc;
     auto src = spool.reader();
-    for (std::size_t n; (n = src->read(buf)) > 0;) lc.feed(buf.data(), buf.data() + n);
+    for (std::size_t n; (n = src->read(buf)) > 0;) lc.feed(std::string_view(buf.data(), n));
     return lc.finish();
 }
 
@@ -389,7 +204,11 @@ private:
     void boundless(GMimeMultipart* mp, const std::string& id);
     void encoded_message(GMimeObject* o, const std::string& id, unsigned depth);
     void inner_entity(const std::string& bytes, const std::string& id, unsigned depth);
-    bool pgp_mime(GMimeMultipart* mp, Decoded& cipher);
+    bool pgp_mime(GMimeMultipart* mp, const std::string& id, Decoded& cipher);
+    void lint(GMimeObject* o, const std::string& id);
+    void census_findings(const Census& c, const std::string& prefix);
+    void delimiter_findings(const Spool& raw, const std::string& prefix);
+    void finding(Severity sev, std::string why);
     void pgp_ciphertext(GMimeObject* o, const std::string& id, const Decoded& d);
     void empty_item(GMimeObject* o, const std::string& id);
     void outside_text(const char* text, const std::string& id, const char* name);
@@ -397,9 +216,9 @@ private:
     ScanItem describe(GMimeObject* o, const std::string& id, const std::string& type) const;
     // Observer - sees each decoded chunk; returning false stops decoding.
     using Observer = std::function<bool(std::string_view)>;
-    bool decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spool* out,
+    bool decode_into(GMimePart* part, const std::string& id, Sha256& hash, std::uint64_t& size, Spool* out,
                      std::uint64_t keep_max, const Observer& observe = {});
-    Decoded decode(GMimePart* part, bool keep, std::uint64_t keep_max);
+    Decoded decode(GMimePart* part, const std::string& id, bool keep, std::uint64_t keep_max);
     std::shared_ptr<Spool> new_spool();
     void push(ScanItem item);
     void note(std::string text);
@@ -414,7 +233,9 @@ private:
     std::uint64_t parts_ = 0;
     std::uint64_t mem_used_ = 0; // RAM held by spools of finished items
     std::uint64_t warnings_ = 0;
-    std::uint64_t critical_ = 0; // critical warnings so far
+    std::uint64_t critical_ = 0; // ambiguous findings so far (any source)
+    std::vector<std::string> boundaries_; // of the enclosing multiparts, outermost first
+    std::vector<std::string> msg_boundaries_; // of every multipart in the raw text being walked
 };
 
 // on_warning - GMime's warning callback; user_data is the Walker.
@@ -423,15 +244,55 @@ void on_warning(gint64, GMimeParserWarning code, const gchar* item, gpointer use
 }
 
 // warn - keep the first few warnings (a hostile message can raise one per
-// line) and flag the ambiguous ones.
+// line) and sort the ones that put the reading at stake.
 void Walker::warn(GMimeParserWarning code, const char* item) {
-    if (is_critical(code)) {
-        res_.ambiguous = true;
-        ++critical_;
-    }
     std::string w = warning_name(code);
     if (item && *item) w += " (" + printable(item) + ")";
+    Severity sev = severity(code);
+    if (sev != Severity::Note) finding(sev, "GMime: " + w);
     note(std::move(w));
+}
+
+// finding - record a reason as ambiguous or suspect (each list bounded,
+// repeats dropped); a note only goes to the log.
+void Walker::finding(Severity sev, std::string why) {
+    if (sev == Severity::Note) {
+        note(std::move(why));
+        return;
+    }
+    if (sev == Severity::Ambiguous) ++critical_;
+    auto& list = sev == Severity::Ambiguous ? res_.ambiguities : res_.suspects;
+    if (std::find(list.begin(), list.end(), why) != list.end()) return;
+    if (list.size() < kMaxReasons)
+        list.push_back(std::move(why));
+    else if (list.size() == kMaxReasons)
+        list.push_back("more reasons not shown");
+}
+
+// lint - the header checks of one entity (header_lint.cpp).
+void Walker::lint(GMimeObject* o, const std::string& id) {
+    LintFindings f;
+    lint_entity_headers(header_fields(o), f);
+    for (auto& why : f.ambiguous) finding(Severity::Ambiguous, where(id) + why);
+    for (auto& why : f.suspect) finding(Severity::Suspect, where(id) + why);
+}
+
+// census_findings - line shapes that readers split differently.
+void Walker::census_findings(const Census& c, const std::string& prefix) {
+    std::string at = prefix.empty() ? std::string() : "message " + prefix + ": ";
+    if (c.bare_cr_delimiters > 0)
+        finding(Severity::Ambiguous, at + std::to_string(c.bare_cr_delimiters) +
+                                         " delimiter line(s) holding a bare CR");
+    if (c.bare_cr_headers > 0)
+        finding(Severity::Ambiguous, at + std::to_string(c.bare_cr_headers) + " header line(s) holding a bare CR");
+    if (c.lf_delimiters > 0 && c.crlf_lines > 0)
+        finding(Severity::Ambiguous, at + std::to_string(c.lf_delimiters) +
+                                         " delimiter line(s) ending in a bare LF among CRLF lines");
+    if (c.nul_headers > 0)
+        finding(Severity::Ambiguous, at + std::to_string(c.nul_headers) + " header line(s) holding a NUL byte");
+    if (c.long_content_headers > 0)
+        finding(Severity::Ambiguous, at + std::to_string(c.long_content_headers) +
+                                         " Content- header line(s) longer than 998 bytes");
 }
 
 // note - keep the first few notes for the log (a hostile message can
@@ -490,6 +351,7 @@ void Walker::push(ScanItem item) {
 bool Walker::message(const Spool& raw, const std::string& prefix, unsigned depth, bool top) {
     std::uint64_t room = lim_.max_parts > parts_ ? lim_.max_parts - parts_ : 0;
     Census c = take_census(raw, buf_);
+    census_findings(c, prefix);
     std::uint64_t budget = kCensusFactor * room + kCensusSlack;
     if (c.delimiters + c.content_types > budget) {
         hit("part count limit (" + std::to_string(c.delimiters) + " boundary and " +
@@ -523,8 +385,31 @@ bool Walker::message(const Spool& raw, const std::string& prefix, unsigned depth
         res_.preamble = str(g_mime_multipart_get_prologue(GMIME_MULTIPART(b)));
         res_.epilogue = str(g_mime_multipart_get_epilogue(GMIME_MULTIPART(b)));
     }
+    // Boundaries belong to the raw text they were found in: a message
+    // decoded from base64 has lines of its own.
+    struct Restore {
+        Walker& w;
+        std::vector<std::string> stack, all;
+        ~Restore() {
+            w.boundaries_ = std::move(stack);
+            w.msg_boundaries_ = std::move(all);
+        }
+    } restore{*this, std::exchange(boundaries_, {}), std::exchange(msg_boundaries_, {})};
     body(b, prefix, depth);
+    if (!msg_boundaries_.empty()) delimiter_findings(raw, prefix);
     return true;
+}
+
+// delimiter_findings - lines a prefix-matching reader takes for
+// delimiters of this message's boundaries where GMime did not.
+void Walker::delimiter_findings(const Spool& raw, const std::string& prefix) {
+    DelimiterLines lines(msg_boundaries_);
+    auto src = raw.reader();
+    for (std::size_t n; (n = src->read(buf_)) > 0;) lines.feed(std::string_view(buf_.data(), n));
+    if (std::uint64_t found = lines.finish(); found > 0)
+        finding(Severity::Ambiguous, (prefix.empty() ? std::string() : "message " + prefix + ": ") +
+                                         std::to_string(found) +
+                                         " line(s) starting with a delimiter and going on with text");
 }
 
 // body - walk a message body: a multipart's children are numbered
@@ -532,6 +417,7 @@ bool Walker::message(const Spool& raw, const std::string& prefix, unsigned depth
 void Walker::body(GMimeObject* b, const std::string& prefix, unsigned depth) {
     if (GMIME_IS_MULTIPART(b)) {
         if (!count_part()) return;
+        lint(b, prefix);
         children(GMIME_MULTIPART(b), child_id(prefix, 1), prefix, depth + 1);
         return;
     }
@@ -548,13 +434,35 @@ void Walker::children(GMimeMultipart* mp, const std::string& id, const std::stri
         boundless(mp, id);
         return;
     }
+    // A reader matching delimiter lines by prefix (RFC 2046 asks for the
+    // whole boundary, then blanks) ends the wrong multipart when one
+    // boundary starts another.
+    std::string boundary = str(g_mime_multipart_get_boundary(mp));
+    for (const auto& outer : boundaries_) {
+        if (prefix_related(boundary, outer)) {
+            finding(Severity::Ambiguous, where(id) + "boundary \"" + printable(boundary.c_str(), 40) +
+                                             "\" and an enclosing one \"" + printable(outer.c_str(), 40) +
+                                             "\" start alike");
+            break;
+        }
+    }
+    // GMime clears write_end_boundary (a field it keeps private, but
+    // public in the struct) when the close delimiter never came.
+    if (!mp->write_end_boundary)
+        finding(Severity::Suspect, where(id) + "multipart without its close delimiter");
+    boundaries_.push_back(boundary);
+    if (msg_boundaries_.size() < 256) msg_boundaries_.push_back(boundary);
+    struct Pop {
+        std::vector<std::string>& v;
+        ~Pop() { v.pop_back(); }
+    } pop{boundaries_};
     // Of a genuine PGP/MIME message only the ciphertext (the second
     // part) is left unscanned; of anything else calling itself
     // multipart/encrypted, every part is walked.
     Decoded cipher;
     int cipher_at = -1;
     if (mime_type(GMIME_OBJECT(mp)) == "multipart/encrypted") {
-        if (pgp_mime(mp, cipher))
+        if (pgp_mime(mp, id, cipher))
             cipher_at = 1;
         else
             note("multipart/encrypted that is not PGP/MIME: scanned as multipart");
@@ -579,7 +487,7 @@ void Walker::children(GMimeMultipart* mp, const std::string& id, const std::stri
 // exactly two leaves: a control part saying "Version: 1", then an
 // application/octet-stream holding one encrypted OpenPGP message. The
 // second part's decoded size and hash are left in cipher.
-bool Walker::pgp_mime(GMimeMultipart* mp, Decoded& cipher) {
+bool Walker::pgp_mime(GMimeMultipart* mp, const std::string& id, Decoded& cipher) {
     if (content_type_param(GMIME_OBJECT(mp), "protocol") != "application/pgp-encrypted") return false;
     if (g_mime_multipart_get_count(mp) != 2) return false;
     GMimeObject* control = g_mime_multipart_get_part(mp, 0);
@@ -589,7 +497,7 @@ bool Walker::pgp_mime(GMimeMultipart* mp, Decoded& cipher) {
         mime_type(data) != "application/octet-stream")
         return false;
     constexpr std::uint64_t kControlMax = 1024;
-    Decoded c = decode(GMIME_PART(control), true, kControlMax);
+    Decoded c = decode(GMIME_PART(control), child_id(id, 1), true, kControlMax);
     if (!c.data || c.data->size() > kControlMax) return false;
     std::string body;
     auto r = c.data->reader();
@@ -599,7 +507,7 @@ bool Walker::pgp_mime(GMimeMultipart* mp, Decoded& cipher) {
     // byte that cannot be OpenPGP.
     OpenPgpCheck check;
     Sha256 hash;
-    bool complete = decode_into(GMIME_PART(data), hash, cipher.size, nullptr, 0,
+    bool complete = decode_into(GMIME_PART(data), child_id(id, 2), hash, cipher.size, nullptr, 0,
                                 [&check](std::string_view chunk) { return check.feed(chunk); });
     if (!complete || !check.finish()) return false;
     cipher.sha256 = hash.finish();
@@ -620,7 +528,13 @@ void Walker::pgp_ciphertext(GMimeObject* o, const std::string& id, const Decoded
 // object - one node of the tree: container, message or leaf.
 void Walker::object(GMimeObject* o, const std::string& id, unsigned depth) {
     if (!count_part()) return;
+    lint(o, id);
     std::string type = mime_type(o);
+    if (type == "message/partial")
+        finding(Severity::Ambiguous, where(id) + "message/partial fragment (" +
+                                         printable(content_type_param(o, "number").c_str(), 8) + " of " +
+                                         printable(content_type_param(o, "total").c_str(), 8) +
+                                         "): the whole message is never in one piece");
     if (GMIME_IS_MULTIPART(o)) {
         children(GMIME_MULTIPART(o), id, id, depth + 1);
     } else if (GMIME_IS_MESSAGE_PART(o)) {
@@ -663,7 +577,10 @@ void Walker::empty_item(GMimeObject* o, const std::string& id) {
 // decode_into - stream-decode a part's content, hashing every byte and
 // copying it to out while the total stays within keep_max; observe sees
 // every chunk and may stop the decoding (then false is returned).
-bool Walker::decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spool* out,
+// Base64 goes through Base64Reader, which also says where other
+// decoders would read other bytes (those make the message ambiguous);
+// quoted-printable and uuencode through GMime's basic filter.
+bool Walker::decode_into(GMimePart* part, const std::string& id, Sha256& hash, std::uint64_t& size, Spool* out,
                          std::uint64_t keep_max, const Observer& observe) {
     GMimeDataWrapper* wrapper = g_mime_part_get_content(part);
     GMimeStream* raw = wrapper ? g_mime_data_wrapper_get_stream(wrapper) : nullptr;
@@ -672,11 +589,28 @@ bool Walker::decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spo
         throw std::system_error(errno, std::generic_category(), "mime: rewind part stream");
     GObjectPtr<GMimeStream> filtered = adopt(g_mime_stream_filter_new(raw));
     GMimeContentEncoding enc = effective_encoding(GMIME_OBJECT(part));
-    if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
-        enc == GMIME_CONTENT_ENCODING_UUENCODE) {
+    bool base64 = enc == GMIME_CONTENT_ENCODING_BASE64;
+    if (enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE || enc == GMIME_CONTENT_ENCODING_UUENCODE) {
         GObjectPtr<GMimeFilter> f = adopt(g_mime_filter_basic_new(enc, FALSE));
         g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered.get()), f.get());
     }
+    Base64Reader b64;
+    std::string decoded;
+    // emit - one decoded chunk: observed, hashed, stored.
+    auto emit = [&](std::string_view chunk) {
+        if (observe && !observe(chunk)) return false;
+        hash.update(chunk);
+        size += chunk.size();
+        if (out) {
+            if (size <= keep_max) {
+                out->append(chunk);
+            } else {
+                out->clear(); // over the limit: keep hashing, stop storing
+                out = nullptr;
+            }
+        }
+        return true;
+    };
     for (bool eof = false; !eof;) {
         // GMime's filter hands out about 3 KiB per read; gather a full
         // buffer so the spool sees one write (and SHA-256 one update)
@@ -690,34 +624,39 @@ bool Walker::decode_into(GMimePart* part, Sha256& hash, std::uint64_t& size, Spo
                 continue;
             }
             if (n < 0 && !g_mime_stream_eos(filtered.get()))
-                throw std::system_error(errno ? errno : EIO, std::generic_category(),
-                                        "mime: read part content");
+                throw std::system_error(errno ? errno : EIO, std::generic_category(), "mime: read part content");
             eof = true;
             break;
         }
         if (fill == 0) break;
         std::string_view chunk(buf_.data(), fill);
-        if (observe && !observe(chunk)) return false;
-        hash.update(chunk);
-        size += chunk.size();
-        if (out) {
-            if (size <= keep_max) {
-                out->append(chunk);
-            } else {
-                out->clear(); // over the limit: keep hashing, stop storing
-                out = nullptr;
-            }
+        if (base64) {
+            decoded.clear();
+            b64.decode(chunk, decoded);
+            chunk = decoded;
         }
+        if (!chunk.empty() && !emit(chunk)) return false;
     }
+    if (!base64) return true;
+    decoded.clear();
+    b64.finish(decoded);
+    if (!decoded.empty() && !emit(decoded)) return false;
+    const Base64Anomalies& a = b64.anomalies();
+    if (a.junk > 0)
+        finding(Severity::Ambiguous, where(id) + "base64 holding " + std::to_string(a.junk) +
+                                         " character(s) outside its alphabet (readers skip them or stop there)");
+    if (a.data_after_padding)
+        finding(Severity::Ambiguous, where(id) + "base64 data after '=' padding (readers stop there or go on)");
+    if (a.dangling_bits) note(where(id) + "base64 ending one character into a quantum");
     return true;
 }
 
 // decode - decode one part into a fresh spool (if keep) plus size and hash.
-Decoded Walker::decode(GMimePart* part, bool keep, std::uint64_t keep_max) {
+Decoded Walker::decode(GMimePart* part, const std::string& id, bool keep, std::uint64_t keep_max) {
     Decoded d;
     Sha256 hash;
     if (keep) d.data = new_spool();
-    decode_into(part, hash, d.size, d.data.get(), keep_max);
+    decode_into(part, id, hash, d.size, d.data.get(), keep_max);
     d.sha256 = hash.finish();
     if (d.size > keep_max) d.data.reset();
     return d;
@@ -727,7 +666,7 @@ Decoded Walker::decode(GMimePart* part, bool keep, std::uint64_t keep_max) {
 void Walker::leaf(GMimeObject* o, const std::string& id, unsigned depth) {
     std::string type = mime_type(o);
     ScanItem it = describe(o, id, type);
-    Decoded d = decode(GMIME_PART(o), true, lim_.max_scan_size);
+    Decoded d = decode(GMIME_PART(o), id, true, lim_.max_scan_size);
     it.size = d.size;
     it.sha256 = d.sha256;
     if (d.size > lim_.max_scan_size) {
@@ -810,12 +749,9 @@ void Walker::inline_blocks(const Spool& data, const std::string& id, bool text) 
     }
     if (stopped_) return;
     ex.finish();
-    if (ex.skipped() > 0) {
-        res_.ambiguous = true;
-        note("part " + id + ": " + std::to_string(ex.skipped()) +
-             " more inline-encoded blocks than " + std::to_string(kMaxInlineBlocks) +
-             ", not decoded: whole message scanned too");
-    }
+    if (ex.skipped() > 0)
+        finding(Severity::Suspect, where(id) + std::to_string(ex.skipped()) + " more inline-encoded blocks than " +
+                                       std::to_string(kMaxInlineBlocks) + ", not decoded here");
 }
 
 // smime - an application/pkcs7-mime leaf, judged by its bytes whatever
@@ -902,7 +838,7 @@ void Walker::boundless(GMimeMultipart* mp, const std::string& id) {
 // warnings), the decoded bytes are also scanned as a leaf.
 void Walker::encoded_message(GMimeObject* o, const std::string& id, unsigned depth) {
     if (!depth_ok(depth + 1)) return;
-    Decoded d = decode(GMIME_PART(o), true, std::numeric_limits<std::uint64_t>::max());
+    Decoded d = decode(GMIME_PART(o), id, true, std::numeric_limits<std::uint64_t>::max());
     // The temporary copy may hold RAM while the inner parts are walked.
     std::uint64_t held = d.data->on_disk() ? 0 : d.data->size();
     std::uint64_t critical_before = critical_;
@@ -962,22 +898,91 @@ void mime_init() {
     std::call_once(once, [] { g_mime_init(); });
 }
 
-// walk_message - parse, walk, and fall back to the whole message on limits.
+namespace {
+
+// add_text_view - the "0.text" item: a plain mail whose body is every
+// base64 or quoted-printable text/* part, decoded. clamd matches some
+// content only in a file it takes for mail (a small text/html part sent
+// alone is typed HTML and normalised first); in the raw message such
+// text is still encoded. Empty when there is no such part; skipped (a
+// warning) when it would be over max_scan_size.
+void add_text_view(WalkResult& result, const WalkLimits& limits) {
+    // MIME-Version first: clamd types a file as mail by its first header
+    // (a Content-Type or X- field first leaves it typed by the HTML inside).
+    static constexpr std::string_view kHead = "MIME-Version: 1.0\r\n"
+                                              "Content-Type: text/plain; charset=utf-8\r\n"
+                                              "Content-Transfer-Encoding: 8bit\r\n"
+                                              "X-Icap-Milter-View: decoded text parts\r\n\r\n";
+    std::vector<const ScanItem*> texts;
+    std::uint64_t total = kHead.size();
+    for (const auto& it : result.items) {
+        if (!it.data || it.content_type.rfind("text/", 0) != 0) continue;
+        if (it.transfer_encoding != "base64" && it.transfer_encoding != "quoted-printable") continue;
+        texts.push_back(&it);
+        total += it.size + 2;
+    }
+    if (texts.empty()) return;
+    if (total > limits.max_scan_size) {
+        result.warnings.push_back("decoded text parts too large for the text view");
+        return;
+    }
+    auto view = std::make_shared<Spool>(limits.temp_dir, limits.memory_limit);
+    Sha256 hash;
+    std::vector<char> buf(kChunk);
+    auto put = [&](std::string_view bytes) {
+        view->append(bytes);
+        hash.update(bytes);
+    };
+    put(kHead);
+    for (const ScanItem* t : texts) {
+        auto r = t->data->reader();
+        for (std::size_t n; (n = r->read(buf)) > 0;) put(std::string_view(buf.data(), n));
+        put("\r\n");
+    }
+    ScanItem it;
+    it.part_id = "0.text";
+    it.filename = "decoded-text.eml";
+    it.content_type = "message/rfc822";
+    it.transfer_encoding = "8bit";
+    it.size = view->size();
+    it.sha256 = hash.finish();
+    it.data = std::move(view);
+    result.items.push_back(std::move(it));
+}
+
+} // namespace
+
+// walk_message - parse, walk, and add the whole-message view: always
+// when a limit stopped the walk (so nothing goes unscanned), and as
+// limits.whole_message says otherwise. Suspect MIME needs the view to
+// complete the union of readings: without it (mode Never, or a message
+// over max_scan_size) the suspects become ambiguities.
 WalkResult walk_message(const Spool& message, const WalkLimits& limits) {
     mime_init();
     WalkResult result;
     Walker w(limits, result);
-    if (!w.message(message, "", 0, true))
-        throw std::runtime_error("mime: message cannot be parsed");
-    if (result.limit_hit) {
+    if (!w.message(message, "", 0, true)) throw std::runtime_error("mime: message cannot be parsed");
+    bool fits = message.size() <= limits.max_scan_size;
+    bool wanted = result.limit_hit || limits.whole_message == WholeMessage::Always ||
+                  (limits.whole_message == WholeMessage::Ambiguous &&
+                   (!result.suspects.empty() || !result.ambiguities.empty()));
+    if (!result.suspects.empty() && (limits.whole_message == WholeMessage::Never || !fits)) {
+        std::string why = limits.whole_message == WholeMessage::Never
+                              ? " (ScanWholeMessage never: no scanner reads the whole message)"
+                              : " (the message is over MaxScanSize for the whole-message view)";
+        for (const auto& s : result.suspects) result.ambiguities.push_back(s + why);
+        result.suspects.clear();
+    }
+    if (wanted && fits) {
         w.whole_message(message);
-    } else if (result.ambiguous) {
-        // The parts were scanned; the raw copy is a second opinion only,
-        // so a message too big for it must not turn into "unscanned".
-        if (message.size() <= limits.max_scan_size)
+        if (limits.whole_message == WholeMessage::Always) add_text_view(result, limits);
+    } else if (wanted) {
+        // A limit's fallback item is then unscannable (size) and says so;
+        // otherwise the view is a second reading only and is skipped.
+        if (result.limit_hit)
             w.whole_message(message);
         else
-            result.warnings.push_back("too large for a whole-message rescan");
+            result.warnings.push_back("too large for the whole-message view");
     }
     return result;
 }

@@ -1,10 +1,12 @@
 // NAME
 //   policy.cpp - verdicts to actions
 // SUMMARY
-//   Each category present (infected, failed, unscannable) proposes its
-//   configured action; the strictest wins (reject > discard > tempfail >
-//   accept), so a known virus is never accepted because another part
-//   failed, and a failed part is never accepted because another was clean.
+//   Each category present (infected, failed, unscannable, ambiguous MIME)
+//   proposes its configured action; the strictest wins (reject > discard
+//   > tempfail > accept), so a known virus is never accepted because
+//   another part failed, and a failed part is never accepted because
+//   another was clean. The status ranks Infected, then Ambiguous (a
+//   property of the whole message, whatever its parts), then Unscanned.
 // DIAGNOSTICS
 //   None: pure function of its inputs.
 #include "icap-milter/policy/policy.hpp"
@@ -26,15 +28,18 @@ int severity(Action a) {
     return 1;
 }
 
-// set_reply - fill the SMTP reply for a reject or tempfail.
-void set_reply(Decision& d, const std::string& reject_text, const std::string& tempfail_text) {
+// set_reply - fill the SMTP reply for a reject or tempfail; detail is
+// the enhanced status code's subject.detail ("7.1": security, "6.0":
+// media, RFC 3463).
+void set_reply(Decision& d, const std::string& reject_text, const std::string& tempfail_text,
+               const char* detail = "7.1") {
     if (d.action == Action::Reject) {
         d.rcode = "550";
-        d.xcode = "5.7.1";
+        d.xcode = std::string("5.") + detail;
         d.reply = reject_text;
     } else if (d.action == Action::Tempfail) {
         d.rcode = "451";
-        d.xcode = "4.7.1";
+        d.xcode = std::string("4.") + detail;
         d.reply = tempfail_text;
     }
 }
@@ -47,6 +52,7 @@ const char* to_string(MessageStatus s) noexcept {
     case MessageStatus::Clean: return "Clean";
     case MessageStatus::Infected: return "Infected";
     case MessageStatus::Unscanned: return "Unscanned";
+    case MessageStatus::Ambiguous: return "Ambiguous";
     }
     return "Unscanned";
 }
@@ -69,6 +75,18 @@ std::string reply_safe(std::string_view text) {
     return out;
 }
 
+// reply_text - free text (a MIME finding) fit for an SMTP reply: printable
+// ASCII without '%' (smfi_setreply formats it), at most 160 chars.
+std::string reply_text(std::string_view text) {
+    std::string out;
+    for (char c : text) {
+        if (out.size() >= 160) break;
+        auto u = static_cast<unsigned char>(c);
+        out.push_back(u >= 32 && u < 127 && c != '%' ? c : '_');
+    }
+    return out;
+}
+
 // fail_decision - OnFail for problems that happen before or around scanning.
 Decision fail_decision(const Config& config, std::string reason) {
     Decision d;
@@ -80,7 +98,7 @@ Decision fail_decision(const Config& config, std::string reason) {
 }
 
 // decide - strictest action among the categories present.
-Decision decide(const Config& config, const std::vector<Verdict>& verdicts) {
+Decision decide(const Config& config, const std::vector<Verdict>& verdicts, std::string_view ambiguity) {
     bool infected = false, failed = false, unscannable = false;
     std::string fail_reason, unscannable_reason;
     Decision d;
@@ -115,6 +133,8 @@ Decision decide(const Config& config, const std::vector<Verdict>& verdicts) {
     if (infected) propose(config.on_infected);
     if (failed) propose(config.on_fail);
     if (unscannable) propose(config.on_unscannable);
+    const bool ambiguous = !ambiguity.empty();
+    if (ambiguous) propose(config.on_ambiguous);
 
     if (infected) {
         d.status = MessageStatus::Infected;
@@ -122,6 +142,12 @@ Decision decide(const Config& config, const std::vector<Verdict>& verdicts) {
         for (const auto& t : d.threats) names += (names.empty() ? "" : ", ") + t;
         d.reason = "infected: " + names;
         set_reply(d, "Virus found: " + names, "Virus found: " + names + ", message deferred");
+    } else if (ambiguous) {
+        d.status = MessageStatus::Ambiguous;
+        d.reason = "ambiguous MIME: " + std::string(ambiguity);
+        std::string why = reply_text(ambiguity);
+        set_reply(d, "Ambiguous MIME structure: " + why,
+                  "Ambiguous MIME structure: " + why + ", please try again later", "6.0");
     } else if (failed) {
         d.status = MessageStatus::Unscanned;
         d.reason = "scan failed: " + fail_reason;

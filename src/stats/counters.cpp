@@ -48,6 +48,7 @@ std::string Counters::render() const {
     line("Infected", infected);
     line("VirusFree", virus_free);
     line("Unscanned", unscanned);
+    line("AmbiguousMime", ambiguous_mime);
     line("Token.Self", token_self);
     line("Token.TrustedServer", token_trusted);
     line("Token.Rejected", token_rejected);

@@ -265,10 +265,10 @@ int verify(const std::string& file, const std::string& conf, const std::string& 
     std::printf("trusted keys: %zu; scanner signature(s):", keys.trusted ? keys.trusted->size() : 0);
     for (const auto& v : in.scan_versions) std::printf(" \"%s\"", v.c_str());
     std::printf("%s\n", in.scan_versions.empty() ? " none (no scanner answered)" : "");
-    if (walk.limit_hit || walk.ambiguous) {
+    if (!walk.hashable()) {
+        std::string why = walk.ambiguous() ? walk.ambiguity() : walk.suspects.front();
         std::printf("FAIL %s: the message cannot be hashed reliably (%s)\n",
-                    walk.limit_hit ? "mime-limit" : "ambiguous-mime",
-                    walk.limit_hit ? walk.limit_reason.c_str() : "ambiguous MIME");
+                    walk.limit_hit ? "mime-limit" : "ambiguous-mime", why.c_str());
         return 1;
     }
     auto r = icapm::verify_token_headers(values, in);

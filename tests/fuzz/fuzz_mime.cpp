@@ -8,8 +8,13 @@
 //   with small inputs. Each item is read back and its size and hash are
 //   checked against what the walker said. Preambles, epilogues and the
 //   uuencode, yEnc and BinHex blocks inside text become items too; the
-//   seeds (tests/data/mime/*_eicar.eml, *_clean.eml) and mime.dict steer
-//   the fuzzer into them, and their items are checked like any other.
+//   seeds (tests/data/mime/*.eml and the adversarial corpus in
+//   tests/data/mime/corpus) and mime.dict steer the fuzzer into them, and
+//   their items are checked like any other. Bits 2-3 of the mode byte
+//   pick ScanWholeMessage (ambiguous, always, never); the boundary,
+//   header, base64 and line checks that sort a message into ambiguous or
+//   suspect run on every input, and their outcome must be consistent
+//   (suspect MIME without a whole-message view has failed closed).
 //   Build and run: tests/fuzz/run.sh mime SECONDS.
 // DIAGNOSTICS
 //   std::runtime_error (GMime could not make a message) is an expected
@@ -44,6 +49,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     lim.max_scan_size = 16 * 1024;
     lim.memory_limit = (data[0] & 2) ? 0 : 4096;
     lim.total_memory_limit = 32 * 1024;
+    // Bits 2-3: the whole-message mode (ambiguous, always, never).
+    static constexpr WholeMessage kModes[] = {WholeMessage::Ambiguous, WholeMessage::Always, WholeMessage::Never,
+                                              WholeMessage::Always};
+    lim.whole_message = kModes[(data[0] >> 2) & 3];
 
     Spool message(lim.temp_dir, spool_mem);
     for (std::size_t off = 0; off < raw.size(); off += 4096) message.append(raw.substr(off, 4096));
@@ -54,7 +63,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } catch (const std::runtime_error&) {
         return 0; // not a message at all: the documented outcome
     }
-    if (r.limit_hit && (r.items.empty() || r.items.back().part_id != "0")) std::abort();
+    bool whole = false;
+    for (const ScanItem& it : r.items) whole = whole || it.part_id == "0";
+    if (r.limit_hit && !whole) std::abort();
+    // Suspect MIME without the whole-message view must have failed closed.
+    if (!r.suspects.empty() && (lim.whole_message == WholeMessage::Never || !whole)) std::abort();
+    if (r.ambiguous() == r.ambiguity().empty()) std::abort();
+    if (r.hashable() && (r.ambiguous() || !r.suspects.empty())) std::abort();
     std::vector<char> buf(3000);
     for (const ScanItem& it : r.items) {
         if (it.scannable != static_cast<bool>(it.data)) std::abort();

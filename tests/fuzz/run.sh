@@ -65,10 +65,14 @@ case "$name" in
     done ;;
   mime)
     # First byte: bit 0 = spool in a temp file, bit 1 = every part on disk.
-    for f in "$top"/tests/data/mime/*.eml; do
+    # Bits 2-3 = ScanWholeMessage (0 ambiguous, 1 always, 2 never). The
+    # adversarial corpus seeds too, bar its few large messages (they
+    # would raise libFuzzer's max_len for every input).
+    for f in "$top"/tests/data/mime/*.eml "$top"/tests/data/mime/corpus/*.eml; do
+      [ "$(stat -c %s "$f")" -le 65536 ] || continue
       b=$(basename "$f" .eml)
       { printf '\000'; cat "$f"; } > "$work/seeds/$b.mem"
-      { printf '\003'; cat "$f"; } > "$work/seeds/$b.disk"
+      { printf '\007'; cat "$f"; } > "$work/seeds/$b.disk"
     done ;;
 esac
 nseeds=$(find "$work/seeds" -type f | wc -l)

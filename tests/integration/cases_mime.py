@@ -114,9 +114,10 @@ def register(run) -> None:
             ck.expect(status == ["Unscanned"],
                       f"X-Virus-Status headers {status}, expected exactly ['Unscanned']")
             s.expect_summary(ck, m, out.queue_id, "accept", "genuine PGP/MIME")
-            # The control part (1) is scanned, the ciphertext (2) is not.
+            # The control part (1) is scanned, the ciphertext (2) is not;
+            # the raw message (0, ScanWholeMessage always) is scanned too.
             lines = m.summary_lines(out.queue_id)
-            ck.expect(any("verdicts=[1:clean 2:unscannable(encrypted (PGP/MIME))]" in l
+            ck.expect(any("verdicts=[1:clean 2:unscannable(encrypted (PGP/MIME)) 0:clean]" in l
                           for l in lines),
                       f"summary should show the control part clean and only the ciphertext "
                       f"unscannable: {lines}")

@@ -200,3 +200,64 @@ def send_one(port: int, msg: EmailMessage) -> Outcome:
     """send_one - a message on its own SMTP connection."""
     with SmtpClient(port) as client:
         return client.send(msg)
+
+
+def send_raw(port: int, data: bytes, sender: str = SENDER,
+             rcpts: tuple[str, ...] = (RECIPIENT,)) -> Outcome:
+    """send_raw - one message, byte for byte, on its own SMTP connection over a
+    plain socket (smtplib's data() would turn bare CR and bare LF into CRLF).
+    Only SMTP's own framing is added: a '.' at the start of a line (after
+    LF, as the server splits lines) is doubled, a CRLF is added when the data
+    does not end in one, then ".\r\n". The Message-ID is read from the
+    header section; the reply is the end-of-DATA one, or the first refusal."""
+    import socket
+    head = data.split(b"\r\n\r\n", 1)[0]
+    m = re.search(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", head, re.M | re.I)
+    mid = m.group(1).decode("latin-1") if m else ""
+    body = re.sub(rb"(?m)^\.", b"..", data)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    start = time.monotonic()
+    code, text = 0, "no reply"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=300.0) as sock:
+            rfile = sock.makefile("rb")
+
+            def reply() -> tuple[int, str]:
+                lines = []
+                while True:
+                    line = rfile.readline(4096)
+                    if not line:
+                        raise OSError("connection closed by the server")
+                    lines.append(line.decode("utf-8", "replace").rstrip("\r\n"))
+                    if line[3:4] != b"-":
+                        return int(lines[-1][:3]), " ".join(l[4:] for l in lines)
+
+            def command(cmd: str) -> tuple[int, str]:
+                sock.sendall(cmd.encode() + b"\r\n")
+                return reply()
+
+            code, text = reply()
+            if code == 220:
+                code, text = command("EHLO client.icapm-lab.test")
+            if code == 250:
+                code, text = command(f"MAIL FROM:<{sender}>")
+            if code == 250:
+                for r in rcpts:
+                    code, text = command(f"RCPT TO:<{r}>")
+                    if code not in (250, 251):
+                        break
+                else:
+                    code, text = command("DATA")
+                    if code == 354:
+                        sock.sendall(body + b".\r\n")
+                        code, text = reply()
+            try:
+                if code != 250:
+                    command("RSET")
+                command("QUIT")
+            except OSError:
+                pass
+    except OSError as e:
+        code, text = 0, f"connection lost: {e}"
+    return Outcome(mid, code, text, time.monotonic() - start)

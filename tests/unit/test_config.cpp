@@ -70,7 +70,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 46);
+    CHECK(schema().size() == 48);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -159,6 +159,8 @@ TEST_CASE("config: good values of every type") {
         {"OnFail reject", [](const Config& c) { return c.on_fail == Action::Reject; }},
         {"OnUnscannable tempfail", [](const Config& c) { return c.on_unscannable == Action::Tempfail; }},
         {"OnUnscannable reject", [](const Config& c) { return c.on_unscannable == Action::Reject; }},
+        {"OnAmbiguous tempfail", [](const Config& c) { return c.on_ambiguous == Action::Tempfail; }},
+        {"ScanWholeMessage ambiguous", [](const Config& c) { return c.scan_whole_message == "ambiguous"; }},
         {"TlsMinVersion 1.3", [](const Config& c) { return c.tls_min_version == "1.3"; }},
         {"LogLevel debug", [](const Config& c) { return c.log_level == "debug"; }},
         {"LogLevel Warning", [](const Config& c) { return c.log_level == "warning"; }},
@@ -490,6 +492,8 @@ TEST_CASE("config: dump_config round-trips") {
             "OnInfected discard\n"
             "OnFail accept\n"
             "OnUnscannable reject\n"
+            "OnAmbiguous accept\n"
+            "ScanWholeMessage never\n"
             "AddHeaders no\n"
             "ReportHostname mx.example.org\n"
             "TokenSigningKey /etc/icap-milter/token.key\n"

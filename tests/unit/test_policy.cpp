@@ -102,3 +102,38 @@ TEST_CASE("policy: reply_safe keeps words apart and nothing that could break a r
     CHECK(reply_safe("50%\r\n<b>") == "50____b_");
     CHECK(reply_safe(std::string(300, 'x')).size() == 100);
 }
+
+TEST_CASE("policy: ambiguous MIME fails closed unless a virus is found") {
+    Config c; // OnAmbiguous reject
+    auto d = decide(c, {v(VerdictKind::Clean), v(VerdictKind::Clean)}, "boundary parameters that differ");
+    CHECK(d.action == Action::Reject);
+    CHECK(d.status == MessageStatus::Ambiguous);
+    CHECK(std::string(to_string(d.status)) == "Ambiguous");
+    CHECK(d.rcode == "550");
+    CHECK(d.xcode == "5.6.0");
+    CHECK(d.reply == "Ambiguous MIME structure: boundary parameters that differ");
+    CHECK(d.reason.find("ambiguous MIME") == 0);
+    // A virus found in any reading: Infected, 5.7.1.
+    d = decide(c, {v(VerdictKind::Infected, "Eicar")}, "limit");
+    CHECK(d.status == MessageStatus::Infected);
+    CHECK(d.xcode == "5.7.1");
+    // Ambiguous ranks above unscannable and failed parts; the strictest action wins.
+    d = decide(c, {v(VerdictKind::Unscannable, "enc"), v(VerdictKind::Error, "x")}, "why");
+    CHECK(d.status == MessageStatus::Ambiguous);
+    CHECK(d.action == Action::Reject);
+    c.on_ambiguous = Action::Tempfail;
+    d = decide(c, {v(VerdictKind::Clean)}, "why");
+    CHECK(d.action == Action::Tempfail);
+    CHECK(d.xcode == "4.6.0");
+    c.on_ambiguous = Action::Accept;
+    d = decide(c, {v(VerdictKind::Clean)}, "why");
+    CHECK(d.action == Action::Accept);
+    CHECK(d.status == MessageStatus::Ambiguous); // delivered, but never Clean
+    d = decide(c, {v(VerdictKind::Error, "x")}, "why");
+    CHECK(d.action == Action::Tempfail); // a failed part is still not accepted
+    // Hostile reasons cannot break the reply.
+    d = decide(Config{}, {}, "part 1: \"b%s\r\n\x01\"");
+    CHECK(d.reply.find('%') == std::string::npos);
+    CHECK(d.reply.find('\r') == std::string::npos);
+    CHECK(reply_text(std::string(500, 'a')).size() == 160);
+}

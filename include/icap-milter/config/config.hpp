@@ -66,11 +66,13 @@ struct Config {
     std::uint64_t spool_memory_limit = 1u << 20; // SpoolMemoryLimit
     unsigned max_mime_depth = 16;           // MaxMimeDepth
     unsigned max_mime_parts = 1000;         // MaxMimeParts
+    std::string scan_whole_message = "always"; // ScanWholeMessage: never | ambiguous | always
 
     // Policy
     Action on_infected = Action::Reject;    // OnInfected: reject | discard | accept
     Action on_fail = Action::Tempfail;      // OnFail: tempfail | accept | reject
     Action on_unscannable = Action::Accept; // OnUnscannable: accept | tempfail | reject
+    Action on_ambiguous = Action::Reject;   // OnAmbiguous: reject | tempfail | discard | accept
     bool add_headers = true;                // AddHeaders
     std::string report_hostname;            // ReportHostname, empty = gethostname()
 

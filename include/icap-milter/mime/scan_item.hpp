@@ -27,6 +27,14 @@ struct ScanItem {
     std::shared_ptr<const Spool> data; // decoded bytes; null when !scannable
 };
 
+// WholeMessage - when the raw message is also scanned as one item
+// (part "0"), so the scanner's own MIME parser gives its reading too.
+enum class WholeMessage {
+    Never,     // only when a limit stopped the walk; suspect MIME fails closed
+    Ambiguous, // also when the walk found MIME that readers may read differently
+    Always,    // for every message (as clamav-milter does)
+};
+
 // WalkLimits - bounds applied while walking a message tree.
 struct WalkLimits {
     unsigned max_depth = 16;          // nesting of multiparts and message/rfc822
@@ -38,6 +46,9 @@ struct WalkLimits {
     // further parts go straight to temp files, so a message of many
     // mid-sized parts cannot hold max_parts * memory_limit in memory.
     std::size_t total_memory_limit = 16u << 20;
+    // The config's default (ScanWholeMessage) is always; the walker's own
+    // default keeps its tests to the items the walk itself makes.
+    WholeMessage whole_message = WholeMessage::Ambiguous;
 };
 
 // WalkResult - the items of one message, in MIME order.
@@ -46,18 +57,30 @@ struct WalkResult {
     // limit_hit - depth, part count or header count exceeded (or GMime
     // found no body): walking stopped, the items found so far are kept
     // and a whole-message item (part_id "0") is appended last, so nothing
-    // goes unscanned.
+    // goes unscanned. The message is ambiguous (see ambiguous()).
     bool limit_hit = false;
     std::string limit_reason;     // which limit, for the log
-    // ambiguous - GMime reported MIME that other parsers (the recipient's
-    // mail client) may read differently: conflicting headers or
-    // parameters, invalid header lines, a multipart without boundary. The
-    // walk went on, and the whole message was added as part "0" too (if
-    // it fits max_scan_size), so the scanner also judges it raw.
-    bool ambiguous = false;
+    // ambiguities - why other readers (the recipient's mail client) may
+    // see other parts or bytes than the walk produced, where their
+    // readings cannot be produced here: the message must not be Clean.
+    std::vector<std::string> ambiguities;
+    // suspects - why readers may differ where GMime's reading plus the
+    // scanner's reading of the whole message (part "0") cover it; with
+    // WholeMessage::Never they are ambiguities too.
+    std::vector<std::string> suspects;
     std::vector<std::string> warnings; // GMime's complaints, for the log (at most 16, then a count)
     std::string preamble;         // top-level multipart preamble (for the token hash later)
     std::string epilogue;         // top-level multipart epilogue
+
+    // ambiguous - fail closed: a limit was hit or a reading is missing.
+    bool ambiguous() const noexcept { return limit_hit || !ambiguities.empty(); }
+    // ambiguity - the first reason, for replies and the log.
+    std::string ambiguity() const {
+        if (limit_hit) return limit_reason;
+        return ambiguities.empty() ? std::string() : ambiguities.front();
+    }
+    // hashable - one reading that a token may vouch for.
+    bool hashable() const noexcept { return !ambiguous() && suspects.empty(); }
 };
 
 } // namespace icapm

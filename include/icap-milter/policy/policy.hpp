@@ -2,7 +2,8 @@
 //   policy.hpp - map a message's verdicts to one action
 // SUMMARY
 //   Mechanism-free: it only looks at the verdicts and the configured
-//   OnInfected / OnFail / OnUnscannable actions and says what to do,
+//   OnInfected / OnFail / OnUnscannable / OnAmbiguous actions and says
+//   what to do,
 //   with the SMTP reply and the X-Virus-Status value.
 #pragma once
 
@@ -15,10 +16,12 @@
 namespace icapm {
 
 // MessageStatus - the X-Virus-Status of a message. Clean is the claim
-// that every part was scanned by a scanner known to scan.
-enum class MessageStatus { Clean, Infected, Unscanned };
+// that every reading of every part was scanned by a scanner known to
+// scan. Ambiguous: readers may take the MIME apart in ways that could
+// not all be scanned.
+enum class MessageStatus { Clean, Infected, Unscanned, Ambiguous };
 
-// to_string - "Clean", "Infected", "Unscanned" (headers, logs).
+// to_string - "Clean", "Infected", "Unscanned", "Ambiguous" (headers, logs).
 const char* to_string(MessageStatus s) noexcept;
 
 // Decision - what to do with one message.
@@ -32,8 +35,9 @@ struct Decision {
     std::string reason;        // why (for the log)
 };
 
-// decide - the action for a message whose items got these verdicts.
-Decision decide(const Config& config, const std::vector<Verdict>& verdicts);
+// decide - the action for a message whose items got these verdicts;
+// ambiguity, when not empty, says why its MIME fails closed.
+Decision decide(const Config& config, const std::vector<Verdict>& verdicts, std::string_view ambiguity = {});
 
 // fail_decision - the OnFail outcome for an error outside scanning
 // (spool, parse, queue full ...), with the reason for the log.
@@ -42,5 +46,9 @@ Decision fail_decision(const Config& config, std::string reason);
 // reply_safe - keep a name fit for an SMTP reply: [A-Za-z0-9._:/+-] and
 // single inner spaces, at most 100 chars.
 std::string reply_safe(std::string_view text);
+
+// reply_text - a sentence (a MIME finding) fit for an SMTP reply:
+// printable ASCII, no '%', at most 160 chars.
+std::string reply_text(std::string_view text);
 
 } // namespace icapm

@@ -34,6 +34,7 @@ public:
     std::atomic<std::uint64_t> infected{0};        // messages with an infected part
     std::atomic<std::uint64_t> virus_free{0};      // messages found clean
     std::atomic<std::uint64_t> unscanned{0};       // messages with unscannable or failed parts
+    std::atomic<std::uint64_t> ambiguous_mime{0};  // messages whose MIME failed closed
     std::atomic<std::uint64_t> token_self{0};      // tokens signed here
     std::atomic<std::uint64_t> token_trusted{0};   // tokens verified: scan skipped
     std::atomic<std::uint64_t> token_rejected{0};  // tokens present but failing verification

@@ -51,6 +51,8 @@ struct TokenClaims {
 // every item in MIME order (part id, content type, transfer encoding,
 // disposition, filename, decoded size, decoded SHA-256, scannable flag),
 // then the top-level preamble and epilogue; every field length-prefixed.
+// The whole-message view (part "0") is left out: it holds the headers
+// that every hop changes, and the parts cover its bytes.
 std::string parts_hash(const WalkResult& walk);
 
 // encode_token - sign claims (keyThumbprint is set from key) into a token.

@@ -1,0 +1,159 @@
+"""
+cases_corpus.py - the adversarial MIME corpus through the real components
+
+SUMMARY
+    Registered into run.py (register(run)). One case, mime_corpus, runs one
+    milter (ICAP over TLS) and sends every message listed in
+    tests/data/mime/corpus/MANIFEST (made by tests/data/mime/make_corpus.py)
+    byte for byte through Postfix with mail.send_raw, each with a fresh
+    Message-ID put in place of <CORPUS-ID@icapm-lab.test>. Each outcome
+    must match the message's expect column:
+        infected   550 5.7.1 naming the test virus, nothing delivered
+        ambiguous  550 5.6.0, action=reject, nothing delivered
+        rejected   either of the two (a payload in an ambiguous structure)
+        clean      250, delivered with exactly one X-Virus-Status: Clean
+    Before that, send_raw itself is checked against the sink directly
+    (no Postfix): bare CR, bare LF, NUL and lines starting with '.' must
+    arrive unchanged. One note per message and a count at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mail
+from lab import VIRUS_NAME_RE
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "mime" / "corpus"
+PLACEHOLDER = b"<CORPUS-ID@icapm-lab.test>"
+EXPECTS = ("infected", "ambiguous", "rejected", "clean")
+
+
+@dataclass
+class Entry:
+    """Entry - one MANIFEST line."""
+    file: str
+    cls: str
+    expect: str
+    what: str
+
+
+def read_manifest(path: Path = CORPUS / "MANIFEST") -> list[Entry]:
+    """read_manifest - the entries, skipping comments and blank lines."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 4 or fields[2] not in EXPECTS:
+            raise ValueError(f"{path}: bad line: {line!r}")
+        out.append(Entry(*fields))
+    return out
+
+
+def verdict(out: mail.Outcome) -> str:
+    """verdict - what the reply says: infected, ambiguous, accepted or other."""
+    if out.code == 550 and "5.7.1" in out.text and VIRUS_NAME_RE.search(out.text):
+        return "infected"
+    if out.code == 550 and "5.6.0" in out.text:
+        return "ambiguous"
+    if out.code == 250:
+        return "accepted"
+    return f"other({out.code})"
+
+
+def note_rewrite(ck, name: str, sent: bytes, delivered: bytes) -> None:
+    """note_rewrite - a note when the delivered body is not the body sent
+    (Postfix turns a stray CR or LF into a space or CRLF, and cuts header
+    lines at a NUL): what the milter saw was not what the corpus holds."""
+    sent_body = sent.split(b"\r\n\r\n", 1)[-1]
+    got_body = delivered.split(b"\r\n\r\n", 1)[-1]
+    if sent_body != got_body:
+        i = next((i for i, (a, b) in enumerate(zip(sent_body, got_body)) if a != b),
+                 min(len(sent_body), len(got_body)))
+        ck.note(f"     {name}: the delivered body differs from the sent one at byte {i}: "
+                f"sent {sent_body[max(0, i - 8):i + 12]!r}, got {got_body[max(0, i - 8):i + 12]!r}")
+
+
+def register(run) -> None:
+    """register - add this module's case to run.py's list."""
+
+    @run.case("mime_corpus", "the adversarial MIME corpus (tests/data/mime/corpus) sent "
+                             "byte-exact: each message infected, ambiguous, rejected or "
+                             "delivered Clean as its MANIFEST line says")
+    def case_mime_corpus(s: run.Suite, ck: run.Check) -> None:
+        entries = read_manifest()
+        if not ck.expect(entries, "the corpus MANIFEST lists no messages"):
+            return
+        missing = [e.file for e in entries if not (CORPUS / e.file).is_file()]
+        if not ck.expect(not missing, f"MANIFEST names missing files: {missing}"):
+            return
+        tag = f"{os.getpid()}.{int(time.time())}"
+
+        # send_raw must not touch the bytes: check it against the sink alone.
+        probe = (b"From: <" + mail.SENDER.encode() + b">\r\nSubject: send_raw probe\r\n"
+                 b"Message-ID: <probe." + tag.encode() + b"@icapm-lab.test>\r\n\r\n"
+                 b".dot first\r\n..two dots\r\nbare CR\rstill one line\r\nbare LF\nnext\r\n"
+                 b"NUL\0byte\r\n.\r\n")
+        out = mail.send_raw(s.sink.port, probe)
+        got = s.sink.wait_for(out.message_id, 10) if out.code == 250 else None
+        ck.expect(got is not None and got.raw() == probe,
+                  f"send_raw is not byte-exact (sink reply {out}; stored "
+                  f"{got.raw()[-80:] if got else None!r})")
+
+        counts = {"infected": 0, "ambiguous": 0, "clean": 0, "other": 0}
+        mismatches: list[str] = []
+        with s.milter("mime_corpus", s.tls_settings()) as m:
+            for i, e in enumerate(entries):
+                raw = (CORPUS / e.file).read_bytes()
+                mid = f"<corpus.{tag}.{i:03d}@icapm-lab.test>"
+                data = raw.replace(PLACEHOLDER, mid.encode(), 1)
+                if not ck.expect(data != raw, f"{e.file}: no {PLACEHOLDER.decode()} to replace"):
+                    continue
+                label = f"{e.file} [{e.expect}]"
+                before = len(ck.failures)
+                out = mail.send_raw(s.postfix.smtp_port, data)
+                got_verdict = verdict(out)
+                status = None
+                if got_verdict == "accepted":
+                    got = s.sink.wait_for(mid, 30)
+                    status = got.header_values("X-Virus-Status") if got else None
+                    got_verdict = (f"delivered {','.join(status)}" if status
+                                   else "delivered no-status" if got else "accepted, not delivered")
+                    if got is not None:
+                        note_rewrite(ck, e.file, data, got.raw())
+                    if status == ["Clean"]:
+                        counts["clean"] += 1
+                    else:
+                        counts["other"] += 1
+                elif got_verdict in ("infected", "ambiguous"):
+                    counts[got_verdict] += 1
+                else:
+                    counts["other"] += 1
+
+                if e.expect == "clean":
+                    ck.expect(status == ["Clean"],
+                              f"{label}: expected delivery with X-Virus-Status Clean, "
+                              f"got {got_verdict}: {out}")
+                elif e.expect == "infected" or (e.expect == "rejected"
+                                                and got_verdict == "infected"):
+                    if ck.expect(got_verdict == "infected",
+                                 f"{label}: expected 550 5.7.1 with the virus name, "
+                                 f"got {got_verdict}: {out}"):
+                        s.expect_rejected(ck, out, m, label)
+                elif ck.expect(got_verdict == "ambiguous",
+                               f"{label}: expected 550 5.6.0"
+                               f"{' (or 5.7.1)' if e.expect == 'rejected' else ''}, "
+                               f"got {got_verdict}: {out}"):
+                    s.expect_not_delivered(ck, out, m, "reject", label)
+                ok = len(ck.failures) == before
+                if not ok:
+                    mismatches.append(e.file)
+                ck.note(f"{'ok  ' if ok else 'MISS'} {e.file}: expect {e.expect}, "
+                        f"got {got_verdict} ({out.code} {out.text[:160]})")
+        ck.note(f"corpus: {len(entries)} messages; detected (infected) {counts['infected']}, "
+                f"failed closed (ambiguous) {counts['ambiguous']}, clean delivered "
+                f"{counts['clean']}, other {counts['other']}; mismatches {len(mismatches)}")
