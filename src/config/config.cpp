@@ -14,6 +14,7 @@
 //   a problem with the whole file); the caller prints them all and keeps
 //   the old config (reload) or exits (start).
 #include "icap-milter/config/config.hpp"
+#include "icap-milter/common/ascii.hpp"
 
 #include "icap-milter/common/unique_fd.hpp"
 #include "icap-milter/config/schema.hpp"
@@ -49,14 +50,6 @@ std::string_view skip_blanks(std::string_view s) noexcept {
 std::string hex_byte(unsigned char c) {
     static constexpr char hex[] = "0123456789ABCDEF";
     return std::string("\\x") + hex[c >> 4] + hex[c & 0x0f];
-}
-
-// lower - ASCII lower case, for key suggestions.
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
 }
 
 // edit_distance - Levenshtein distance, to suggest a key for a typo.

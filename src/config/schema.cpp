@@ -16,6 +16,7 @@
 //   the parser adds file and line. A range text that does not parse is a
 //   bug in this table and throws std::logic_error when the table is built.
 #include "icap-milter/config/schema.hpp"
+#include "icap-milter/common/ascii.hpp"
 
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/net/uri.hpp"
@@ -43,15 +44,6 @@ struct Key {
     std::string_view range;
     std::string_view help;
 };
-
-// ascii_lower - lower-case ASCII letters only (config words are ASCII).
-char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-// iequals - ASCII case-insensitive comparison.
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
-}
 
 // parse_digits - an unsigned decimal number and nothing else; no sign, no blanks.
 std::optional<std::uint64_t> parse_digits(std::string_view text, int base = 10) noexcept {

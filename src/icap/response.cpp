@@ -20,16 +20,6 @@ namespace icapm {
 
 namespace {
 
-// lower - ASCII lower case of one byte.
-constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-// trim - drop spaces and tabs at both ends.
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 // is_token_char - RFC 7230 tchar, the only bytes allowed in a header name.
 bool is_token_char(unsigned char c) noexcept {
     if (c >= '0' && c <= '9') return true;
@@ -58,14 +48,6 @@ int parse_status_code(std::string_view s) noexcept {
 }
 
 } // namespace
-
-// iequals - ASCII case-insensitive equality.
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
 
 // find - first header of that name.
 const HeaderField* Headers::find(std::string_view name) const noexcept {

@@ -15,6 +15,7 @@
 //   Pure; unexpected values degrade towards "infected" or "error", never
 //   towards "clean".
 #include "icap-milter/icap/rules.hpp"
+#include "icap-milter/common/ascii.hpp"
 
 #include <fmt/format.h>
 
@@ -25,18 +26,6 @@
 namespace icapm {
 
 namespace {
-
-// trim - drop spaces and tabs at both ends.
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-// starts_with_ci - ASCII case-insensitive prefix test.
-bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept {
-    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
 
 // parse_small_uint - decimal up to 9 digits; nullopt otherwise.
 std::optional<unsigned> parse_small_uint(std::string_view s) noexcept {
@@ -244,7 +233,7 @@ Markers find_markers(const IcapResponse& r) {
     std::vector<std::string> fallback;
     bool blocked = false;
     for (const auto* f : h.find_all("X-Response-Info")) {
-        if (!starts_with_ci(trim(f->value), "blocked")) continue;
+        if (!istarts_with(trim(f->value), "blocked")) continue;
         add_signal(m, "X-Response-Info");
         blocked = true;
     }

@@ -17,6 +17,7 @@
 //   delivery (OnFail accept becomes tempfail there: accepting relies on
 //   exactly the header edits the MTA refused).
 #include "icap-milter/milter/callbacks.hpp"
+#include "icap-milter/common/ascii.hpp"
 
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/milter/context.hpp"
@@ -140,13 +141,6 @@ void spool_write(MessageContext& msg, std::string_view data) {
         msg.spool_error = e.what();
         spdlog::error("{}: Job-{}: spool write failed: {}", msg.queue_id, msg.job, sanitize(e.what()));
     }
-}
-
-// lower - ASCII lower case.
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-    return out;
 }
 
 // header_value - what to pass to smfi_addheader (leading space if negotiated).

@@ -19,6 +19,7 @@
 //   None: every malformed input is simply "not encrypted". OpenSSL errors
 //   of a failed parse are cleared from the thread's error queue.
 #include "icap-milter/mime/encryption.hpp"
+#include "icap-milter/common/ascii.hpp"
 
 #include <openssl/cms.h>
 #include <openssl/err.h>
@@ -36,16 +37,6 @@ constexpr std::size_t kMaxLine = 4096;      // armour lines are 64 or 76 charact
 constexpr std::size_t kMaxControl = 1024;   // a control part is one short line
 constexpr std::string_view kBegin = "-----BEGIN PGP MESSAGE-----";
 constexpr std::string_view kEnd = "-----END PGP MESSAGE-----";
-
-// blank - ASCII whitespace as RFC 4880 armour allows around lines.
-bool blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-// trimmed - s without surrounding whitespace.
-std::string_view trimmed(std::string_view s) {
-    while (!s.empty() && blank(s.front())) s.remove_prefix(1);
-    while (!s.empty() && blank(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 // base64_value - the 6-bit value of a base64 character, -1 for others.
 int base64_value(char c) {
@@ -96,7 +87,7 @@ bool is_pgp_control_body(std::string_view body) {
     if (body.size() > kMaxControl) return false;
     while (!body.empty()) {
         std::size_t nl = body.find('\n');
-        std::string_view line = trimmed(body.substr(0, nl));
+        std::string_view line = trim(body.substr(0, nl));
         if (line == "Version: 1") return true;
         if (nl == std::string_view::npos) break;
         body.remove_prefix(nl + 1);
@@ -147,7 +138,7 @@ bool OpenPgpCheck::armour_byte(char c) {
 // armour_line - one armour line: whitespace, BEGIN, headers, base64,
 // checksum, END, whitespace, in that order and nothing else.
 bool OpenPgpCheck::armour_line() {
-    std::string_view line = trimmed(line_);
+    std::string_view line = trim(line_);
     switch (where_) {
     case Line::kBefore:
         if (line.empty()) return true;
@@ -356,7 +347,7 @@ CmsInfo inspect_cms(std::string_view der) {
     }
     // What follows the ContentInfo would reach no scanner as ciphertext.
     for (; p < end; ++p)
-        if (*p != 0 && !blank(static_cast<char>(*p))) return info;
+        if (*p != 0 && !is_blank_char(static_cast<char>(*p))) return info;
     switch (OBJ_obj2nid(CMS_get0_type(cms.get()))) {
     case NID_pkcs7_enveloped:
     case NID_id_smime_ct_authEnvelopedData:

@@ -12,6 +12,8 @@
 //   reason in error(); the connection must then be dropped.
 #pragma once
 
+#include "icap-milter/common/ascii.hpp"
+
 #include "icap-milter/common/sha256.hpp"
 
 #include <cstddef>
@@ -64,8 +66,7 @@ struct Encapsulated {
 std::optional<Encapsulated> parse_encapsulated(std::string_view value, std::size_t max_offset,
                                                std::string* error);
 
-// iequals - ASCII case-insensitive comparison.
-bool iequals(std::string_view a, std::string_view b) noexcept;
+// iequals (ASCII case-insensitive comparison) is in common/ascii.hpp.
 
 // IcapResponse - everything kept from one final response.
 struct IcapResponse {
