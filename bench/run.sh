@@ -5,6 +5,8 @@
 #   inet_socket  inet: vs unix: milter socket on one SMTP session (stall check)
 #   token_cost   token-verified vs scanned message: milter and c-icap CPU
 #   large_30mb   peak RSS for a 30 MB attachment vs the idle milter
+#   whole_message_cost  ScanWholeMessage always vs never: clamd, c-icap and
+#                milter CPU and RESPMODs per message
 # Usage: bench/run.sh [BUILD_DIR]   (default ./build; needs root)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,4 +16,4 @@ if [ ! -x "$build/icap-milter" ]; then
     exit 2
 fi
 exec python3 "$top/tests/integration/run.py" --milter "$build/icap-milter" \
-    --only throughput,inet_socket,token_cost,large_30mb
+    --only throughput,inet_socket,token_cost,large_30mb,whole_message_cost
