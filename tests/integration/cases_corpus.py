@@ -15,6 +15,12 @@ SUMMARY
     Before that, send_raw itself is checked against the sink directly
     (no Postfix): bare CR, bare LF, NUL and lines starting with '.' must
     arrive unchanged. One note per message and a count at the end.
+    A second case, mime_whole_message_modes, sends three corpus messages
+    through milters with ScanWholeMessage never, ambiguous and always:
+    a well-formed clean message gets part 0 only with always; one without
+    its close delimiter (suspect) fails closed with never and is Clean,
+    with part 0 scanned, with ambiguous; an HTML alternative holding
+    EICAR in base64 is found only through always's part 0.text.
 """
 
 from __future__ import annotations
@@ -157,3 +163,55 @@ def register(run) -> None:
         ck.note(f"corpus: {len(entries)} messages; detected (infected) {counts['infected']}, "
                 f"failed closed (ambiguous) {counts['ambiguous']}, clean delivered "
                 f"{counts['clean']}, other {counts['other']}; mismatches {len(mismatches)}")
+
+    def send_corpus(s: run.Suite, name: str, tag: str) -> mail.Outcome:
+        """send_corpus - one corpus message with a fresh Message-ID."""
+        mid = f"<modes.{tag}.{name}.{os.getpid()}.{time.time_ns()}@icapm-lab.test>"
+        data = (CORPUS / name).read_bytes().replace(PLACEHOLDER, mid.encode(), 1)
+        return mail.send_raw(s.postfix.smtp_port, data)
+
+    @run.case("mime_whole_message_modes", "ScanWholeMessage never / ambiguous / always: "
+                                          "part 0 only where the mode says, suspect MIME "
+                                          "fails closed without it, base64 HTML EICAR "
+                                          "found through part 0.text")
+    def case_mime_whole_message_modes(s: run.Suite, ck: run.Check) -> None:
+        ok_clean = "client_thunderbird_clean.eml"
+        noclose = "boundary_noclose_clean.eml"
+        html_b64 = "alternative_htmlb64_eicar.eml"
+        for f in (ok_clean, noclose, html_b64):
+            if not ck.expect((CORPUS / f).is_file(), f"corpus file {f} is missing"):
+                return
+        for mode in ("never", "ambiguous", "always"):
+            with s.milter(f"modes_{mode}", {**s.tls_settings(), "ScanWholeMessage": mode}) as m:
+                # Well-formed mail: part 0 with always only.
+                out = send_corpus(s, ok_clean, mode)
+                s.expect_summary(ck, m, s.postfix.queue_id_for(out.message_id), "accept", f"{mode}: clean")
+                qid = s.postfix.queue_id_for(out.message_id)
+                line = (m.summary_lines(qid) or [""])[0] if qid else ""
+                has_zero = " 0:clean" in line
+                ck.expect(out.code == 250 and has_zero == (mode == "always"),
+                          f"{mode}: well-formed clean message: {out}; part 0 scanned: {has_zero} "
+                          f"(expected {mode == 'always'}): {line}")
+                ck.note(f"{mode}: {ok_clean}: {out.code}, part 0 scanned: {has_zero}")
+                # Suspect MIME (no close delimiter).
+                out = send_corpus(s, noclose, mode)
+                qid = s.postfix.queue_id_for(out.message_id)
+                line = (m.summary_lines(qid) or [""])[0] if qid else ""
+                if mode == "never":
+                    ck.expect(out.code == 550 and "5.6.0" in out.text,
+                              f"never: suspect MIME must fail closed (550 5.6.0), got {out}")
+                    ck.expect("status=Ambiguous" in line, f"never: summary lacks status=Ambiguous: {line}")
+                else:
+                    ck.expect(out.code == 250 and " 0:clean" in line and "status=Clean" in line,
+                              f"{mode}: suspect MIME must be Clean with part 0 scanned: {out}; {line}")
+                ck.note(f"{mode}: {noclose}: {out.code} {out.text[:90]}")
+                # EICAR in a base64 text/html alternative.
+                out = send_corpus(s, html_b64, mode)
+                qid = s.postfix.queue_id_for(out.message_id)
+                line = (m.summary_lines(qid) or [""])[0] if qid else ""
+                if mode == "always":
+                    ck.expect(out.code == 550 and VIRUS_NAME_RE.search(out.text),
+                              f"always: base64 HTML EICAR must be rejected naming the virus, got {out}")
+                    ck.expect("0.text:infected" in line,
+                              f"always: part 0.text should be the infected item: {line}")
+                ck.note(f"{mode}: {html_b64}: {out.code} {out.text[:60]} {line[line.find('verdicts='):][:120]}")
