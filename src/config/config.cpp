@@ -231,6 +231,12 @@ bool parse_into(std::string_view text, Config& config, ErrorSink& sink) {
     // say the same thing (a bad IcapServer line is reported on its line).
     if (config.icap_servers.empty() && !first_seen.contains("IcapServer"))
         return sink.add(0, "no IcapServer given; at least one is required");
+    for (auto [key, action] : {std::pair{"OnInfected", config.on_infected}, std::pair{"OnUnscannable", config.on_unscannable},
+                               std::pair{"OnAmbiguous", config.on_ambiguous}})
+        if (action == Action::Redirect && config.redirect_address.empty())
+            if (!sink.add(first_seen.contains(key) ? first_seen[key] : 0,
+                          std::string(key) + " redirect needs RedirectAddress"))
+                return false;
     return true;
 }
 
@@ -252,13 +258,15 @@ const char* to_string(Action a) noexcept {
     case Action::Reject: return "reject";
     case Action::Discard: return "discard";
     case Action::Tempfail: return "tempfail";
+    case Action::Hold: return "hold";
+    case Action::Redirect: return "redirect";
     }
     return "?";
 }
 
 // parse_action - the action a word names.
 std::optional<Action> parse_action(std::string_view text) noexcept {
-    for (Action a : {Action::Accept, Action::Reject, Action::Discard, Action::Tempfail})
+    for (Action a : {Action::Accept, Action::Reject, Action::Discard, Action::Tempfail, Action::Hold, Action::Redirect})
         if (text == to_string(a)) return a;
     return std::nullopt;
 }

@@ -20,6 +20,7 @@
 
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/net/uri.hpp"
+#include "icap-milter/policy/template.hpp"
 #include "icap-milter/scan/server_spec.hpp"
 
 #include <algorithm>
@@ -322,6 +323,21 @@ std::string check_hostname(std::string_view v) {
     return {};
 }
 
+// check_template - the fields of a template (policy/template.hpp).
+std::string check_template(std::string_view v) { return template_error(v); }
+
+// check_address_or_empty - local@domain, printable ASCII without blanks,
+// brackets, quotes or commas: it becomes an envelope recipient.
+std::string check_address_or_empty(std::string_view v) {
+    if (v.empty()) return {};
+    std::size_t at = v.rfind('@');
+    bool ok = v.size() <= 254 && at != std::string_view::npos && at > 0 && at + 1 < v.size() &&
+              std::all_of(v.begin(), v.end(), [](char c) {
+                  return c > 32 && c < 127 && c != '<' && c != '>' && c != '"' && c != ',' && c != '(' && c != ')';
+              });
+    return ok ? std::string() : "'" + std::string(v) + "' is not a mail address (local@domain)";
+}
+
 // check_header_name - an RFC 5322 field name: printable ASCII, no colon.
 std::string check_header_name(std::string_view v) {
     bool ok = !v.empty() && v.size() <= 64 &&
@@ -524,9 +540,13 @@ std::vector<OptionSpec> build() {
         &Config::scan_whole_message));
 
     t.push_back(action_option(
-        {policy, "OnInfected", "reject|discard|accept",
-         "What to do with a message a scanner found infected. accept delivers it, marked with "
-         "X-Virus-Status: Infected when AddHeaders is on."},
+        {policy, "OnInfected", "reject|tempfail|discard|accept|hold|redirect",
+         "What to do with a message a scanner found infected. reject answers 550 5.7.1 with RejectText; "
+         "tempfail 451 4.7.1; discard accepts and drops it silently; accept delivers it, marked with "
+         "X-Virus-Status: Infected and the SubjectTag; hold delivers it into the MTA's hold queue "
+         "(Postfix: postqueue -p shows it with '!', postsuper -H releases it, -d deletes it), tagged; "
+         "redirect delivers it only to RedirectAddress, tagged, with the original recipients in "
+         "X-Icap-Milter-Original-Recipients. See ACTIONS."},
         &Config::on_infected));
     t.push_back(action_option(
         {policy, "OnFail", "tempfail|accept|reject",
@@ -534,18 +554,34 @@ std::vector<OptionSpec> build() {
          "sender retry later, so no mail is lost or let through unscanned."},
         &Config::on_fail));
     t.push_back(action_option(
-        {policy, "OnUnscannable", "accept|tempfail|reject",
+        {policy, "OnUnscannable", "accept|tempfail|reject|hold|redirect",
          "What to do with a message holding parts that cannot be scanned (encrypted, too large, too deep). "
          "accept delivers it with X-Virus-Status: Unscanned."},
         &Config::on_unscannable));
     t.push_back(action_option(
-        {policy, "OnAmbiguous", "reject|tempfail|discard|accept",
+        {policy, "OnAmbiguous", "reject|tempfail|discard|accept|hold|redirect",
          "What to do with a message whose MIME structure readers may take apart differently where not every "
          "reading can be scanned (two boundaries, conflicting headers, base64 with junk, message/partial, "
          "MIME limits; see MIME READINGS in icap-milter.conf(5)). A virus found in any reading makes it "
          "Infected instead. reject answers 550 5.6.0 with the reason: such a message stays malformed, so "
          "retrying (tempfail) only delays the bounce. accept delivers it with X-Virus-Status: Ambiguous."},
         &Config::on_ambiguous));
+    t.push_back(string_option(
+        {policy, "SubjectTag", "template",
+         "Put in front of the Subject of infected mail that is delivered (accept, hold, redirect), once "
+         "(not again when the Subject already starts with it). A template: see TEMPLATES. Empty: the Subject "
+         "is left alone."},
+        &Config::subject_tag, check_template));
+    t.push_back(string_option(
+        {policy, "RejectText", "template",
+         "Reply text of a rejected infected message, after 550 5.7.1 (see TEMPLATES). Printable ASCII is "
+         "kept, at most 400 bytes."},
+        &Config::reject_text, check_template));
+    t.push_back(string_option(
+        {policy, "RedirectAddress", "mail address",
+         "The only recipient of a message whose action is redirect (local@domain, no angle brackets). "
+         "Needed when any On... key says redirect."},
+        &Config::redirect_address, check_address_or_empty));
     t.push_back(bool_option(
         {policy, "AddHeaders", "yes|no",
          "Add X-Virus-Scanned and X-Virus-Status headers. Copies of them arriving from outside are "

@@ -22,6 +22,7 @@
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/milter/context.hpp"
 #include "icap-milter/milter/end_of_message.hpp"
+#include "icap-milter/milter/plan.hpp"
 #include "icap-milter/token/token.hpp"
 
 #include <arpa/inet.h>
@@ -33,6 +34,7 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <string>
 
@@ -44,13 +46,13 @@ namespace icapm {
 
 namespace {
 
-constexpr const char* kScannedHeader = "X-Virus-Scanned";
-constexpr const char* kStatusHeader = "X-Virus-Status";
 // Our headers, lower case: incoming copies are removed, never trusted.
 constexpr std::array<const char*, 2> kOwnHeaders = {"x-virus-scanned", "x-virus-status"};
 // Token header values kept per message: one is all a valid message has;
 // more are only counted (they are all removed anyway).
 constexpr std::size_t kMaxTokenHeaders = 4;
+// Recipients kept per message (Postfix's smtpd_recipient_limit default).
+constexpr std::size_t kMaxRcpts = 1000;
 
 std::atomic<unsigned long> open_connections{0};
 
@@ -84,6 +86,8 @@ sfsistat to_smfis(Action a) {
     case Action::Reject: return SMFIS_REJECT;
     case Action::Discard: return SMFIS_DISCARD;
     case Action::Tempfail: return SMFIS_TEMPFAIL;
+    case Action::Hold:
+    case Action::Redirect: return SMFIS_CONTINUE; // the plan's edits did the work
     }
     return SMFIS_TEMPFAIL;
 }
@@ -149,53 +153,71 @@ std::string header_value(const ConnState& st, std::string value) {
     return st.leading_space ? " " + value : value;
 }
 
-// apply - remove forged headers, add ours, set the reply; returns the answer.
-sfsistat apply(SMFICTX* ctx, ConnState& st, MessageContext& msg, const Outcome& out) {
-    const Decision& d = out.decision;
+// rfc5322_now - the current date for templates.
+std::string rfc5322_now() {
+    char buf[64];
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    return buf;
+}
+
+// plan_for - the plan of a decided message on this connection.
+Plan plan_for(const ConnState& st, const MessageContext& msg, const Outcome& out) {
     const Runtime& rt = *st.runtime;
-    if (d.action == Action::Accept) {
-        const std::string token_name = rt.config->token_header;
-        for (const auto& [name, count] : msg.strip) {
-            std::string canonical = name == "x-virus-scanned" ? kScannedHeader
-                                    : name == "x-virus-status" ? kStatusHeader
-                                                               : token_name;
-            // A token that verified stays for the next hop; any other is
-            // removed, and with tokens off none can have verified.
-            if (canonical == token_name && rt.tokens.enabled() && !out.strip_tokens) continue;
-            for (int i = count; i >= 1; --i)
-                if (smfi_chgheader(ctx, canonical.data(), i, nullptr) != MI_SUCCESS)
-                    spdlog::warn("{}: could not remove incoming {} #{}", msg.queue_id, canonical, i);
+    PlanInput in;
+    in.config = rt.config.get();
+    in.outcome = &out;
+    in.hostname = rt.hostname;
+    in.version = PACKAGE_VERSION;
+    in.queue_id = msg.queue_id;
+    in.job = msg.job;
+    in.sender = msg.sender;
+    in.rcpts = msg.rcpts;
+    in.rcpts_complete = msg.rcpts.size() == msg.recipients;
+    in.subject = msg.subject;
+    in.strip = msg.strip;
+    in.tokens_enabled = rt.tokens.enabled();
+    in.granted = st.nr.actions;
+    in.date = rfc5322_now();
+    return make_plan(in);
+}
+
+// apply - carry out the plan; returns the answer. A failed edit is
+// logged; a failed recipient change or hold makes the answer tempfail
+// (the message must not reach the original recipients unchanged).
+sfsistat apply(SMFICTX* ctx, const ConnState& st, const MessageContext& msg, Plan& plan) {
+    if (!plan.note.empty()) spdlog::error("{}: Job-{}: {}: tempfail instead", msg.queue_id, msg.job, plan.note);
+    for (auto& e : plan.headers) {
+        std::string value = header_value(st, e.value);
+        int rc = MI_SUCCESS;
+        switch (e.op) {
+        case HeaderEdit::Op::Remove: rc = smfi_chgheader(ctx, e.name.data(), e.index, nullptr); break;
+        case HeaderEdit::Op::Change: rc = smfi_chgheader(ctx, e.name.data(), e.index, value.data()); break;
+        case HeaderEdit::Op::Add: rc = smfi_addheader(ctx, e.name.data(), value.data()); break;
         }
-        if (!out.new_token.empty()) {
-            std::string value = st.leading_space ? " " + out.new_token : out.new_token;
-            std::string name = token_name;
-            if (smfi_addheader(ctx, name.data(), value.data()) != MI_SUCCESS)
-                spdlog::warn("{}: could not add the {} header", msg.queue_id, token_name);
-        }
-        if (rt.config->add_headers) {
-            std::string scanned = std::string("icap-milter ") + PACKAGE_VERSION + " on " + sanitize(rt.hostname, 200);
-            if (!out.scanners.empty()) scanned += " (" + out.scanners + ")";
-            std::string status = to_string(d.status);
-            if (d.status == MessageStatus::Infected && !d.threats.empty()) {
-                std::string names;
-                for (const auto& t : d.threats) names += (names.empty() ? "" : ", ") + t;
-                status += " (" + names + ")";
-            }
-            std::string v1 = header_value(st, scanned), v2 = header_value(st, status);
-            if (smfi_addheader(ctx, const_cast<char*>(kScannedHeader), v1.data()) != MI_SUCCESS ||
-                smfi_addheader(ctx, const_cast<char*>(kStatusHeader), v2.data()) != MI_SUCCESS)
-                spdlog::warn("{}: could not add status headers", msg.queue_id);
-        }
-        return SMFIS_CONTINUE;
+        if (rc != MI_SUCCESS) spdlog::warn("{}: could not edit header {} #{}", msg.queue_id, e.name, e.index);
     }
-    if (d.action == Action::Reject || d.action == Action::Tempfail) {
-        // smfi_setreply treats '%' specially; reply text is built from reply_safe names.
-        std::string text = d.reply;
-        if (smfi_setreply(ctx, const_cast<char*>(d.rcode.c_str()), const_cast<char*>(d.xcode.c_str()),
-                          text.data()) != MI_SUCCESS)
+    bool failed = false;
+    for (auto& r : plan.add_rcpts) failed |= smfi_addrcpt(ctx, r.data()) != MI_SUCCESS;
+    for (auto& r : plan.del_rcpts) failed |= smfi_delrcpt(ctx, r.data()) != MI_SUCCESS;
+    if (!plan.quarantine_reason.empty())
+        failed |= smfi_quarantine(ctx, plan.quarantine_reason.data()) != MI_SUCCESS;
+    if (failed) {
+        spdlog::error("{}: Job-{}: the MTA refused a recipient change or the hold; tempfail instead", msg.queue_id,
+                      msg.job);
+        plan.action = Action::Tempfail;
+        plan.rcode = "451";
+        plan.xcode = "4.7.1";
+        plan.reply = "Message cannot be handled as configured, please try again later";
+    }
+    if (plan.action == Action::Reject || plan.action == Action::Tempfail) {
+        // smfi_setreply treats '%' specially; plan replies never hold one.
+        if (smfi_setreply(ctx, plan.rcode.data(), plan.xcode.data(), plan.reply.data()) != MI_SUCCESS)
             spdlog::warn("{}: smfi_setreply failed; the MTA's default reply is used", msg.queue_id);
     }
-    return to_smfis(d.action);
+    return to_smfis(plan.action);
 }
 
 // ---- handlers (C++), called through guard() ----
@@ -286,11 +308,13 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     return SMFIS_CONTINUE;
 }
 
-// on_envrcpt - count recipients.
-sfsistat on_envrcpt(SMFICTX* ctx, char**) {
+// on_envrcpt - count recipients, keep the first kMaxRcpts (redirect).
+sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
     ConnState* st = state(ctx);
     if (st && st->message) {
         ++st->message->recipients;
+        if (argv && argv[0] && st->message->rcpts.size() < kMaxRcpts)
+            st->message->rcpts.emplace_back(std::string_view(argv[0]).substr(0, 512));
         note_queue_id(ctx, *st->message);
     }
     return SMFIS_CONTINUE;
@@ -304,6 +328,7 @@ sfsistat on_header(SMFICTX* ctx, const char* name, const char* value) {
     const std::string lname = lower(name);
     for (const char* own : kOwnHeaders)
         if (lname == own) ++msg.strip[lname];
+    if (lname == "subject" && !msg.subject) msg.subject = std::string(std::string_view(value).substr(0, 998));
     const Runtime& rt = *st->runtime;
     // Removed whether or not tokens are on: a later hop that trusts
     // tokens must never see one we did not check.
@@ -350,14 +375,15 @@ sfsistat on_eom(SMFICTX* ctx) {
     if (st->refuse) return refuse_message(ctx, *st, *msg, "eom");
     end_headers(*msg);
     Outcome out = process_message(*st->runtime, *msg, [ctx] { smfi_progress(ctx); });
-    sfsistat answer = apply(ctx, *st, *msg, out);
+    Plan plan = plan_for(*st, *msg, out);
+    sfsistat answer = apply(ctx, *st, *msg, plan);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                           msg->started)
                         .count();
     spdlog::info("{}: Job-{}: from=<{}> rcpts={} size={} parts={} verdicts=[{}] status={} action={} reason=\"{}\" "
                  "{}{}client={} ms={}",
                  msg->queue_id, msg->job, msg->sender, msg->recipients, msg->spool.size(), out.parts, out.parts_log,
-                 to_string(out.decision.status), to_string(out.decision.action), sanitize(out.decision.reason, 300),
+                 to_string(out.decision.status), to_string(plan.action), sanitize(out.decision.reason, 300),
                  out.token_log, out.token_log.empty() ? "" : " ", st->client, ms);
     return answer;
 }

@@ -205,12 +205,19 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
                           to_string(v.kind), v.reason.empty() ? "" : " reason=", sanitize(v.reason, 160));
             if (!out.parts_log.empty()) out.parts_log += ' ';
             out.parts_log += part_label(item, v);
+            if (v.kind == VerdictKind::Infected && out.infected_files.size() < 16 && item.part_id != "0" &&
+                item.part_id != "0.text")
+                out.infected_files.push_back(item.filename.empty() ? "part " + item.part_id : item.filename);
             if (!v.server.empty()) {
                 std::string who = v.server + (v.istag.empty() ? "" : " ISTag=\"" + sanitize(v.istag, 40) + "\"");
                 if (out.scanners.find(who) == std::string::npos)
                     out.scanners += (out.scanners.empty() ? "" : ", ") + who;
             }
         }
+        // Found only in a whole-message view: no part of its own to name.
+        if (out.infected_files.empty() &&
+            std::any_of(verdicts.begin(), verdicts.end(), [](const Verdict& v) { return v.kind == VerdictKind::Infected; }))
+            out.infected_files.push_back("(the whole message)");
         out.decision = decide(c, verdicts, walk.ambiguous() ? walk.ambiguity() : std::string());
         if (std::string token = sign_token(rt, walk, verdicts, out.decision); !token.empty()) {
             out.new_token = fold_token(token);

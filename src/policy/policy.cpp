@@ -3,9 +3,10 @@
 // SUMMARY
 //   Each category present (infected, failed, unscannable, ambiguous MIME)
 //   proposes its configured action; the strictest wins (reject > discard
-//   > tempfail > accept), so a known virus is never accepted because
-//   another part failed, and a failed part is never accepted because
-//   another was clean. The status ranks Infected, then Ambiguous (a
+//   > hold > redirect > tempfail > accept), so a known virus is never
+//   accepted because another part failed, and a failed part is never
+//   accepted because another was clean. Hold and redirect rank above
+//   tempfail: neither lets the recipients see the message. The status ranks Infected, then Ambiguous (a
 //   property of the whole message, whatever its parts), then Unscanned.
 // DIAGNOSTICS
 //   None: pure function of its inputs.
@@ -22,8 +23,10 @@ int severity(Action a) {
     switch (a) {
     case Action::Accept: return 0;
     case Action::Tempfail: return 1;
-    case Action::Discard: return 2;
-    case Action::Reject: return 3;
+    case Action::Redirect: return 2;
+    case Action::Hold: return 3;
+    case Action::Discard: return 4;
+    case Action::Reject: return 5;
     }
     return 1;
 }

@@ -70,7 +70,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 48);
+    CHECK(schema().size() == 51);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -160,6 +160,10 @@ TEST_CASE("config: good values of every type") {
         {"OnUnscannable tempfail", [](const Config& c) { return c.on_unscannable == Action::Tempfail; }},
         {"OnUnscannable reject", [](const Config& c) { return c.on_unscannable == Action::Reject; }},
         {"OnAmbiguous tempfail", [](const Config& c) { return c.on_ambiguous == Action::Tempfail; }},
+        {"OnInfected tempfail", [](const Config& c) { return c.on_infected == Action::Tempfail; }},
+        {"OnInfected hold", [](const Config& c) { return c.on_infected == Action::Hold; }},
+        {"SubjectTag \"[{status}]\"", [](const Config& c) { return c.subject_tag == "[{status}]"; }},
+        {"SubjectTag \"\"", [](const Config& c) { return c.subject_tag.empty(); }},
         {"ScanWholeMessage ambiguous", [](const Config& c) { return c.scan_whole_message == "ambiguous"; }},
         {"TlsMinVersion 1.3", [](const Config& c) { return c.tls_min_version == "1.3"; }},
         {"LogLevel debug", [](const Config& c) { return c.log_level == "debug"; }},
@@ -249,7 +253,11 @@ TEST_CASE("config: bad values are rejected on their line") {
         {"MaxScanSize 99999999999999999999G", "not a size"},
         {"MaxScanSize G", "not a size"},
         {"SpoolMemoryLimit 2G", "out of range 0-1G"},
-        {"OnInfected tempfail", "not one of reject|discard|accept"},
+        {"OnInfected notify", "not one of reject|tempfail|discard|accept|hold|redirect"},
+        {"SubjectTag [{virus}]", "unknown field {virus}"},
+        {"RejectText Virus {", "without '}'"},
+        {"RedirectAddress admin", "not a mail address"},
+        {"RedirectAddress <admin@example.org>", "not a mail address"},
         {"OnInfected drop", "not one of"},
         {"OnFail discard", "not one of tempfail|accept|reject"},
         {"OnUnscannable discard", "not one of accept|tempfail|reject"},
@@ -493,6 +501,9 @@ TEST_CASE("config: dump_config round-trips") {
             "OnFail accept\n"
             "OnUnscannable reject\n"
             "OnAmbiguous accept\n"
+            "SubjectTag \"** VIRUS **\"\n"
+            "RejectText \"Rejected: {viruses}\"\n"
+            "RedirectAddress quarantine@example.org\n"
             "ScanWholeMessage never\n"
             "AddHeaders no\n"
             "ReportHostname mx.example.org\n"
@@ -668,4 +679,19 @@ TEST_CASE("config: golden files") {
         // Names say which way a file must go, so a broken parser cannot pass by flipping.
         CHECK((in.filename().string().rfind("good", 0) == 0) == static_cast<bool>(config));
     }
+}
+
+TEST_CASE("config: redirect needs RedirectAddress") {
+    std::vector<ConfigError> errors;
+    auto config = parse_config_text("IcapServer icap://127.0.0.1:1344/avscan\nOnInfected redirect\n", "t.conf", errors);
+    CHECK_FALSE(config);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].line == 2);
+    CHECK(errors[0].reason == "OnInfected redirect needs RedirectAddress");
+    errors.clear();
+    config = parse_config_text("IcapServer icap://127.0.0.1:1344/avscan\nOnAmbiguous redirect\n"
+                               "RedirectAddress virus@example.org\n",
+                               "t.conf", errors);
+    REQUIRE(config);
+    CHECK(config->on_ambiguous == Action::Redirect);
 }

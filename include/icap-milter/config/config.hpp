@@ -19,9 +19,12 @@
 namespace icapm {
 
 // Action - what the milter does with a message.
-enum class Action { Accept, Reject, Discard, Tempfail };
+// Action - what happens to a message. Accept delivers it (with status
+// headers), Hold delivers it into the MTA's hold queue (smfi_quarantine),
+// Redirect delivers it only to RedirectAddress.
+enum class Action { Accept, Reject, Discard, Tempfail, Hold, Redirect };
 
-// to_string - "accept", "reject", "discard", "tempfail".
+// to_string - "accept", "reject", "discard", "tempfail", "hold", "redirect".
 const char* to_string(Action a) noexcept;
 
 // parse_action - the inverse of to_string; nullopt for anything else.
@@ -69,10 +72,13 @@ struct Config {
     std::string scan_whole_message = "always"; // ScanWholeMessage: never | ambiguous | always
 
     // Policy
-    Action on_infected = Action::Reject;    // OnInfected: reject | discard | accept
+    Action on_infected = Action::Reject;    // OnInfected: reject | tempfail | discard | accept | hold | redirect
     Action on_fail = Action::Tempfail;      // OnFail: tempfail | accept | reject
-    Action on_unscannable = Action::Accept; // OnUnscannable: accept | tempfail | reject
-    Action on_ambiguous = Action::Reject;   // OnAmbiguous: reject | tempfail | discard | accept
+    Action on_unscannable = Action::Accept; // OnUnscannable: accept | tempfail | reject | hold | redirect
+    Action on_ambiguous = Action::Reject;   // OnAmbiguous: reject | tempfail | discard | accept | hold | redirect
+    std::string subject_tag = "[VIRUS]";    // SubjectTag (template), "" = no tag
+    std::string reject_text = "Virus found: {viruses}"; // RejectText (template)
+    std::string redirect_address;           // RedirectAddress, for redirect
     bool add_headers = true;                // AddHeaders
     std::string report_hostname;            // ReportHostname, empty = gethostname()
 

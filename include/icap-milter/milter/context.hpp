@@ -12,6 +12,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct MessageContext {
     std::string queue_id;          // MTA queue id ("NOQUEUE" until known)
     std::string sender;            // sanitised envelope sender
     unsigned recipients = 0;
+    std::vector<std::string> rcpts; // RCPT TO addresses as given (the first kMaxRcpts)
+    std::optional<std::string> subject; // the first Subject header's value (bounded)
     Spool spool;                   // headers + body as received
     bool spool_failed = false;     // append failed: OnFail at end of message
     std::string spool_error;

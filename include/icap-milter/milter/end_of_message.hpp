@@ -15,6 +15,7 @@ struct Outcome {
     std::string scanners;   // "icaps://h:p/avscan ISTag=..." for X-Virus-Scanned
     std::string parts_log;  // "1:clean 2:infected(Eicar)" for the summary line
     std::size_t parts = 0;
+    std::vector<std::string> infected_files; // names of the infected items (for templates)
     // Scan token: strip_tokens - remove every incoming token header (it
     // failed, or a new one replaces it); new_token - the folded value of
     // the token header to add ("" = none); token_log - "token=..." for

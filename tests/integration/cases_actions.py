@@ -1,0 +1,136 @@
+"""
+cases_actions.py - what each OnInfected action does to an EICAR message
+
+SUMMARY
+    Registered into run.py (register(run)). One milter per action, real
+    Postfix, c-icap (TLS) and clamd, the same multipart with eicar.com:
+      tempfail  451 4.7.1 naming the virus, nothing delivered;
+      reject    550 5.7.1 with a RejectText template filled in;
+      accept    delivered with X-Virus-Status: Infected (...) and the
+                SubjectTag once: also for an encoded-word Subject, one
+                that already carries the tag, and none at all;
+      hold      250, the message waits in Postfix's hold queue (postqueue
+                -j says queue_name hold, the sink gets nothing), and
+                postsuper -H delivers it, tagged;
+      redirect  delivered only to RedirectAddress, with the original
+                recipients in X-Icap-Milter-Original-Recipients.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import mail
+from lab import VIRUS_NAME_RE
+
+REDIRECT_TO = "virus-admin@dest.icapm-lab.test"
+
+
+def register(run) -> None:
+    """register - add this module's cases to run.py's list."""
+
+    def send(s, subject) -> tuple[mail.Outcome, object]:
+        """send - an EICAR attachment with this Subject (None: no Subject)."""
+        msg = mail.eicar_attachment("x" if subject is None else subject)
+        if subject is None:
+            del msg["Subject"]
+        return mail.send_one(s.postfix.smtp_port, msg), msg
+
+    def delivered(s, ck, out, label):
+        """delivered - 250 and the sink has it: the stored message or None."""
+        if not ck.expect(out.code == 250, f"{label}: expected 250, got {out}"):
+            return None
+        got = s.sink.wait_for(out.message_id, 30)
+        ck.expect(got is not None, f"{label}: not delivered (queue id {out.queue_id})")
+        return got
+
+    def infected_status(ck, got, label):
+        """infected_status - one X-Virus-Status: Infected (<test virus>)."""
+        status = got.header_values("X-Virus-Status")
+        ck.expect(len(status) == 1 and status[0].startswith("Infected (") and VIRUS_NAME_RE.search(status[0]),
+                  f"{label}: X-Virus-Status {status}, expected one 'Infected (<virus>)'")
+
+    def raw_subjects(got) -> list[bytes]:
+        """raw_subjects - the Subject lines as delivered, unfolded."""
+        head = got.raw().split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
+        return [l[len(b"Subject:"):].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"subject:")]
+
+    @run.case("actions_infected", "OnInfected tempfail, reject (RejectText), accept (SubjectTag once), hold "
+                                  "(Postfix hold queue, postsuper -H), redirect (RedirectAddress only)")
+    def case_actions_infected(s: run.Suite, ck: run.Check) -> None:
+        base = s.tls_settings()
+        # tempfail
+        with s.milter("act_tempfail", {**base, "OnInfected": "tempfail"}) as m:
+            out, _ = send(s, "tempfail me")
+            ck.expect(out.code == 451 and "4.7.1" in out.text and VIRUS_NAME_RE.search(out.text),
+                      f"tempfail: expected 451 4.7.1 naming the virus, got {out}")
+            s.expect_not_delivered(ck, out, m, "tempfail", "tempfail")
+            ck.note(f"tempfail: {out}")
+        # reject with a RejectText template
+        with s.milter("act_reject", {**base, "RejectText": "Blocked {viruses} in {files} from {sender}"}) as m:
+            out, _ = send(s, "reject me")
+            ck.expect(out.code == 550 and "5.7.1 Blocked Icapm.Test.EICAR" in out.text
+                      and "in eicar.com from sender@client.icapm-lab.test" in out.text,
+                      f"reject: RejectText not used: {out}")
+            s.expect_not_delivered(ck, out, m, "reject", "reject")
+            ck.note(f"reject: {out}")
+        # accept: tagged once, whatever the Subject looked like
+        with s.milter("act_accept", {**base, "OnInfected": "accept"}) as m:
+            for subject, want in (("Invoice", b"[VIRUS] Invoice"),
+                                  ("Rechnung f\u00fcr Sie", b"[VIRUS] Rechnung =?utf-8?"),
+                                  ("[VIRUS] already tagged", b"[VIRUS] already tagged"),
+                                  (None, b"[VIRUS]")):
+                label = f"accept, Subject {subject!r}"
+                out, _ = send(s, subject)
+                got = delivered(s, ck, out, label)
+                if got is None:
+                    continue
+                infected_status(ck, got, label)
+                subs = raw_subjects(got)
+                ck.expect(len(subs) == 1 and subs[0].startswith(want) and subs[0].count(b"[VIRUS]") == 1,
+                          f"{label}: delivered Subject lines {subs}, expected one starting {want!r} "
+                          "with the tag once")
+                s.expect_summary(ck, m, out.queue_id, "accept", label)
+                ck.note(f"{label}: Subject {subs}")
+        # hold: Postfix's hold queue, released by postsuper -H
+        with s.milter("act_hold", {**base, "OnInfected": "hold"}) as m:
+            out, _ = send(s, "hold me")
+            if ck.expect(out.code == 250, f"hold: expected 250, got {out}"):
+                qid = out.queue_id
+                s.expect_summary(ck, m, qid, "hold", "hold")
+                conf = str(s.postfix.conf_dir)
+                queue = ""
+                for _ in range(50):
+                    q = subprocess.run(["postqueue", "-c", conf, "-j"], capture_output=True, text=True,
+                                       timeout=30)
+                    entries = [json.loads(l) for l in q.stdout.splitlines() if l.strip()]
+                    queue = next((e.get("queue_name", "") for e in entries if e.get("queue_id") == qid), "")
+                    if queue:
+                        break
+                    time.sleep(0.1)
+                ck.expect(queue == "hold", f"hold: postqueue -j shows {qid} in {queue!r}, expected 'hold'")
+                time.sleep(1)
+                ck.expect(not s.sink.find(out.message_id), "hold: the held message reached the sink")
+                subprocess.run(["postsuper", "-c", conf, "-H", qid], capture_output=True, timeout=30)
+                got = s.sink.wait_for(out.message_id, 30)
+                if ck.expect(got is not None, f"hold: not delivered after postsuper -H {qid}"):
+                    infected_status(ck, got, "hold")
+                    ck.expect(raw_subjects(got) == [b"[VIRUS] hold me"],
+                              f"hold: Subject {raw_subjects(got)}")
+                ck.note(f"hold: {out}; postqueue queue_name={queue}; released with postsuper -H")
+        # redirect: only RedirectAddress gets it
+        with s.milter("act_redirect", {**base, "OnInfected": "redirect", "RedirectAddress": REDIRECT_TO}) as m:
+            out, _ = send(s, "redirect me")
+            got = delivered(s, ck, out, "redirect")
+            if got is not None:
+                ck.expect(got.rcpt_to == [REDIRECT_TO],
+                          f"redirect: envelope recipients {got.rcpt_to}, expected only {REDIRECT_TO}")
+                orig = got.header_values("X-Icap-Milter-Original-Recipients")
+                ck.expect(orig == [f"<{mail.RECIPIENT}>"],
+                          f"redirect: X-Icap-Milter-Original-Recipients {orig}")
+                infected_status(ck, got, "redirect")
+                ck.expect(raw_subjects(got) == [b"[VIRUS] redirect me"], f"redirect: Subject {raw_subjects(got)}")
+                s.expect_summary(ck, m, out.queue_id, "redirect", "redirect")
+                ck.note(f"redirect: rcpt_to={got.rcpt_to} original={orig}")
