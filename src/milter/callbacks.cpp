@@ -23,6 +23,7 @@
 #include "icap-milter/milter/context.hpp"
 #include "icap-milter/milter/end_of_message.hpp"
 #include "icap-milter/milter/plan.hpp"
+#include "icap-milter/stats/counters.hpp"
 #include "icap-milter/token/token.hpp"
 
 #include <arpa/inet.h>
@@ -274,6 +275,7 @@ sfsistat refuse_message(SMFICTX* ctx, const ConnState& st, const MessageContext&
         smfi_setreply(ctx, const_cast<char*>(d.rcode.c_str()), const_cast<char*>(d.xcode.c_str()), text.data()) !=
             MI_SUCCESS)
         spdlog::warn("{}: smfi_setreply failed; the MTA's default reply is used", msg.queue_id);
+    counters().count_action(d.action);
     // The message's one summary line (the connection's error was logged at negotiation).
     spdlog::info("{}: Job-{}: from=<{}> rcpts={} status={} action={} reason=\"{}\" at={} client={}", msg.queue_id,
                  msg.job, msg.sender, msg.recipients, to_string(d.status), to_string(d.action),
@@ -377,6 +379,7 @@ sfsistat on_eom(SMFICTX* ctx) {
     Outcome out = process_message(*st->runtime, *msg, [ctx] { smfi_progress(ctx); });
     Plan plan = plan_for(*st, *msg, out);
     sfsistat answer = apply(ctx, *st, *msg, plan);
+    counters().count_action(plan.action);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                           msg->started)
                         .count();

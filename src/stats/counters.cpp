@@ -38,6 +38,12 @@ std::string utc_text(std::int64_t t) {
 }
 } // namespace
 
+// count_action - one more message that got action a.
+void Counters::count_action(Action a) noexcept {
+    auto i = static_cast<std::size_t>(a);
+    if (i < actions.size()) ++actions[i];
+}
+
 // render - stable order, so tools and tests can parse it.
 std::string Counters::render() const {
     std::string out;
@@ -57,6 +63,8 @@ std::string Counters::render() const {
     line("MessageScanTimeouts", scan_deadline);
     line("SelfTests", self_tests);
     line("PartsNotTrusted", not_trusted);
+    for (Action a : {Action::Accept, Action::Reject, Action::Discard, Action::Tempfail, Action::Hold, Action::Redirect})
+        line(("Action." + std::string(to_string(a))).c_str(), actions[static_cast<std::size_t>(a)]);
     std::lock_guard lock(mutex_);
     for (const auto& [reason, n] : rejected_reasons_) out += "Token.Rejected." + reason + ": " + std::to_string(n) + "\n";
     out += "Health: " + health_.status + "\n";

@@ -8,6 +8,9 @@
 //   render() gives "Name: value" lines for logs and tools.
 #pragma once
 
+#include "icap-milter/config/config.hpp"
+
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -43,6 +46,11 @@ public:
     std::atomic<std::uint64_t> scan_deadline{0};   // messages cut off by MessageScanTimeout
     std::atomic<std::uint64_t> self_tests{0};      // scanner self-tests completed
     std::atomic<std::uint64_t> not_trusted{0};     // parts no scanner was trusted with (self-test)
+    // Messages per final action (Action.accept, Action.reject, ...), indexed by Action.
+    std::array<std::atomic<std::uint64_t>, 6> actions{};
+
+    // count_action - one more message that got action a.
+    void count_action(Action a) noexcept;
 
     // token_rejected_because - count one rejected token and its reason.
     void token_rejected_because(const std::string& reason);
