@@ -4,11 +4,13 @@
 //   icap-milterctl keygen OUT            write OUT.key (0600) and OUT.pub
 //   icap-milterctl token decode [TOKEN|FILE.eml]
 //   icap-milterctl token verify FILE.eml [-c CONF] [--scan-version SIG]
+//   icap-milterctl [-c CONF] quarantine list|show|export|release|delete|purge ...
 //   keygen makes an Ed25519 pair for TokenSigningKey / TrustedKeysDirectory.
 //   decode prints a token's header and claims (no trust implied). verify
 //   runs the milter's own verification offline: the keys from the config,
 //   the current scanner signature (asked from the configured scanners
 //   unless --scan-version is given) and the parts hash of the message.
+//   quarantine manages held messages (see quarantine_cmd.cpp).
 // DIAGNOSTICS
 //   Exit status: 0 success (verify: the token is valid), 1 the token
 //   fails (the reason is printed), 2 usage, 3 a file, key or config
@@ -20,6 +22,7 @@
 #include "icap-milter/token/base64url.hpp"
 #include "icap-milter/token/keys.hpp"
 #include "icap-milter/token/token.hpp"
+#include "quarantine_cmd.hpp"
 
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
@@ -47,6 +50,11 @@ int usage(std::FILE* out, int status) {
                  "usage: icap-milterctl keygen OUT\n"
                  "       icap-milterctl token decode [TOKEN|FILE.eml] [--header NAME]\n"
                  "       icap-milterctl token verify FILE.eml [-c CONF] [--scan-version SIG]\n"
+                 "       icap-milterctl [-c CONF] quarantine list [--since DUR|DATE] [--virus S] [--rcpt S] [--json]\n"
+                 "       icap-milterctl [-c CONF] quarantine show|export|delete ID\n"
+                 "       icap-milterctl [-c CONF] quarantine release ID [--to ADDR ...]\n"
+                 "       icap-milterctl [-c CONF] quarantine purge --older-than DUR\n"
+                 "  (quarantine commands also take --dir DIR and --sendmail CMD)\n"
                  "  keygen writes OUT.key (mode 0600, for TokenSigningKey) and OUT.pub (for the\n"
                  "  TrustedKeysDirectory of other servers) and prints the key's thumbprint.\n");
     return status;
@@ -289,6 +297,16 @@ int main(int argc, char** argv) {
     try {
         if (args.empty()) return usage(stderr, 2);
         if (args[0] == "-h" || args[0] == "--help") return usage(stdout, 0);
+        if (args.size() >= 3 && (args[0] == "-c" || args[0] == "--config") && args[2] == "quarantine") {
+            // The quarantine keys are not in the config yet: --dir and
+            // --sendmail say where and how (see icap-milterctl(8)).
+            args.erase(args.begin(), args.begin() + 2);
+        }
+        if (args[0] == "quarantine") {
+            std::fflush(stdout);
+            return icapm::quarantine_command({args.begin() + 1, args.end()}, icapm::QuarantineSettings{}, std::cout,
+                                             std::cerr);
+        }
         if (args[0] == "keygen") {
             if (args.size() != 2 || args[1].empty()) return usage(stderr, 2);
             return keygen(args[1]);
