@@ -260,13 +260,16 @@ const char* to_string(Action a) noexcept {
     case Action::Tempfail: return "tempfail";
     case Action::Hold: return "hold";
     case Action::Redirect: return "redirect";
+    case Action::Notify: return "notify";
+    case Action::Clean: return "clean";
     }
     return "?";
 }
 
 // parse_action - the action a word names.
 std::optional<Action> parse_action(std::string_view text) noexcept {
-    for (Action a : {Action::Accept, Action::Reject, Action::Discard, Action::Tempfail, Action::Hold, Action::Redirect})
+    for (Action a : {Action::Accept, Action::Reject, Action::Discard, Action::Tempfail, Action::Hold, Action::Redirect,
+                     Action::Notify, Action::Clean})
         if (text == to_string(a)) return a;
     return std::nullopt;
 }

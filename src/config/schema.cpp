@@ -540,13 +540,15 @@ std::vector<OptionSpec> build() {
         &Config::scan_whole_message));
 
     t.push_back(action_option(
-        {policy, "OnInfected", "reject|tempfail|discard|accept|hold|redirect",
+        {policy, "OnInfected", "reject|tempfail|discard|accept|hold|redirect|notify|clean",
          "What to do with a message a scanner found infected. reject answers 550 5.7.1 with RejectText; "
          "tempfail 451 4.7.1; discard accepts and drops it silently; accept delivers it, marked with "
          "X-Virus-Status: Infected and the SubjectTag; hold delivers it into the MTA's hold queue "
          "(Postfix: postqueue -p shows it with '!', postsuper -H releases it, -d deletes it), tagged; "
          "redirect delivers it only to RedirectAddress, tagged, with the original recipients in "
-         "X-Icap-Milter-Original-Recipients. See ACTIONS."},
+         "X-Icap-Milter-Original-Recipients; notify delivers NotifyTemplate in place of the whole body, "
+         "tagged; clean delivers it with each infected part replaced by CleanTemplate, every other part kept "
+         "byte for byte, tagged (notify where the parts cannot be located beyond doubt). See ACTIONS."},
         &Config::on_infected));
     t.push_back(action_option(
         {policy, "OnFail", "tempfail|accept|reject",
@@ -554,12 +556,12 @@ std::vector<OptionSpec> build() {
          "sender retry later, so no mail is lost or let through unscanned."},
         &Config::on_fail));
     t.push_back(action_option(
-        {policy, "OnUnscannable", "accept|tempfail|reject|hold|redirect",
+        {policy, "OnUnscannable", "accept|tempfail|reject|hold|redirect|notify",
          "What to do with a message holding parts that cannot be scanned (encrypted, too large, too deep). "
          "accept delivers it with X-Virus-Status: Unscanned."},
         &Config::on_unscannable));
     t.push_back(action_option(
-        {policy, "OnAmbiguous", "reject|tempfail|discard|accept|hold|redirect",
+        {policy, "OnAmbiguous", "reject|tempfail|discard|accept|hold|redirect|notify",
          "What to do with a message whose MIME structure readers may take apart differently where not every "
          "reading can be scanned (two boundaries, conflicting headers, base64 with junk, message/partial, "
          "MIME limits; see MIME READINGS in icap-milter.conf(5)). A virus found in any reading makes it "
@@ -582,6 +584,16 @@ std::vector<OptionSpec> build() {
          "The only recipient of a message whose action is redirect (local@domain, no angle brackets). "
          "Needed when any On... key says redirect."},
         &Config::redirect_address, check_address_or_empty));
+    t.push_back(string_option(
+        {policy, "NotifyTemplate", "template",
+         "The text that replaces the whole body for notify (see TEMPLATES); {nl} is a line break. Sent as "
+         "text/plain, us-ascii 7bit or utf-8 quoted-printable as the text needs."},
+        &Config::notify_template, check_template));
+    t.push_back(string_option(
+        {policy, "CleanTemplate", "template",
+         "The text of the part put in place of each part clean removes; {files} and {viruses} name that "
+         "part's file and viruses (see TEMPLATES)."},
+        &Config::clean_template, check_template));
     t.push_back(bool_option(
         {policy, "AddHeaders", "yes|no",
          "Add X-Virus-Scanned and X-Virus-Status headers. Copies of them arriving from outside are "

@@ -88,7 +88,9 @@ sfsistat to_smfis(Action a) {
     case Action::Discard: return SMFIS_DISCARD;
     case Action::Tempfail: return SMFIS_TEMPFAIL;
     case Action::Hold:
-    case Action::Redirect: return SMFIS_CONTINUE; // the plan's edits did the work
+    case Action::Redirect:
+    case Action::Notify:
+    case Action::Clean: return SMFIS_CONTINUE; // the plan's edits did the work
     }
     return SMFIS_TEMPFAIL;
 }
@@ -182,7 +184,44 @@ Plan plan_for(const ConnState& st, const MessageContext& msg, const Outcome& out
     in.tokens_enabled = rt.tokens.enabled();
     in.granted = st.nr.actions;
     in.date = rfc5322_now();
-    return make_plan(in);
+    in.header_counts = msg.header_counts;
+    const Action a = out.decision.action;
+    if (a != Action::Notify && a != Action::Clean) return make_plan(in);
+    // notify / clean: the new body. Clean falls back to notify where the
+    // infected parts cannot be located beyond doubt (or only the whole
+    // message was found infected).
+    const Config& c = *rt.config;
+    const TemplateFields fields = template_fields(in);
+    std::optional<RebuiltMessage> rebuilt;
+    bool fell_back = false;
+    if (a == Action::Clean) {
+        std::vector<Replacement> repl;
+        for (const auto& item : out.infected_items) {
+            // The whole-message views repeat what the parts hold; a virus
+            // only they found has no part to remove (repl stays empty:
+            // notify).
+            if (item.part_id == "0" || item.part_id == "0.text") continue;
+            TemplateFields part = fields;
+            part.files = {item.filename.empty() ? "part " + item.part_id : item.filename};
+            part.viruses = item.threats;
+            repl.push_back({item.part_id, render(c.clean_template, part, true)});
+        }
+        try {
+            if (!repl.empty()) rebuilt = clean_message(msg.spool, repl);
+        } catch (const std::exception& e) {
+            spdlog::error("{}: Job-{}: clean: {}", msg.queue_id, msg.job, sanitize(e.what()));
+        }
+        if (!rebuilt) {
+            fell_back = true;
+            spdlog::info("{}: Job-{}: clean: the infected parts cannot be located beyond doubt; notify instead",
+                         msg.queue_id, msg.job);
+        }
+    }
+    if (!rebuilt) rebuilt = notify_message(render(c.notify_template, fields, true));
+    in.rebuilt = &*rebuilt;
+    Plan plan = make_plan(in);
+    if (fell_back && plan.action == Action::Clean) plan.action = Action::Notify;
+    return plan;
 }
 
 // apply - carry out the plan; returns the answer. A failed edit is
@@ -201,13 +240,23 @@ sfsistat apply(SMFICTX* ctx, const ConnState& st, const MessageContext& msg, Pla
         if (rc != MI_SUCCESS) spdlog::warn("{}: could not edit header {} #{}", msg.queue_id, e.name, e.index);
     }
     bool failed = false;
+    if (plan.body) {
+        // libmilter sends a body change in pieces; each call appends.
+        constexpr std::size_t kPiece = 65536;
+        const std::string& b = *plan.body;
+        for (std::size_t off = 0; off < b.size() && !failed; off += kPiece) {
+            std::size_t n = std::min(kPiece, b.size() - off);
+            failed = smfi_replacebody(ctx, reinterpret_cast<unsigned char*>(const_cast<char*>(b.data() + off)),
+                                      static_cast<int>(n)) != MI_SUCCESS;
+        }
+    }
     for (auto& r : plan.add_rcpts) failed |= smfi_addrcpt(ctx, r.data()) != MI_SUCCESS;
     for (auto& r : plan.del_rcpts) failed |= smfi_delrcpt(ctx, r.data()) != MI_SUCCESS;
     if (!plan.quarantine_reason.empty())
         failed |= smfi_quarantine(ctx, plan.quarantine_reason.data()) != MI_SUCCESS;
     if (failed) {
-        spdlog::error("{}: Job-{}: the MTA refused a recipient change or the hold; tempfail instead", msg.queue_id,
-                      msg.job);
+        spdlog::error("{}: Job-{}: the MTA refused the new body, a recipient change or the hold; tempfail instead",
+                      msg.queue_id, msg.job);
         plan.action = Action::Tempfail;
         plan.rcode = "451";
         plan.xcode = "4.7.1";
@@ -331,6 +380,9 @@ sfsistat on_header(SMFICTX* ctx, const char* name, const char* value) {
     for (const char* own : kOwnHeaders)
         if (lname == own) ++msg.strip[lname];
     if (lname == "subject" && !msg.subject) msg.subject = std::string(std::string_view(value).substr(0, 998));
+    if ((lname.rfind("content-", 0) == 0 || lname == "mime-version") &&
+        (msg.header_counts.size() < 32 || msg.header_counts.contains(lname)))
+        ++msg.header_counts[lname];
     const Runtime& rt = *st->runtime;
     // Removed whether or not tokens are on: a later hop that trusts
     // tokens must never see one we did not check.

@@ -205,6 +205,8 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
                           to_string(v.kind), v.reason.empty() ? "" : " reason=", sanitize(v.reason, 160));
             if (!out.parts_log.empty()) out.parts_log += ' ';
             out.parts_log += part_label(item, v);
+            if (v.kind == VerdictKind::Infected && out.infected_items.size() < 256)
+                out.infected_items.push_back({item.part_id, item.filename, v.threats});
             if (v.kind == VerdictKind::Infected && out.infected_files.size() < 16 && item.part_id != "0" &&
                 item.part_id != "0.text")
                 out.infected_files.push_back(item.filename.empty() ? "part " + item.part_id : item.filename);

@@ -25,8 +25,10 @@ constexpr const char* kScannedHeader = "X-Virus-Scanned";
 constexpr const char* kStatusHeader = "X-Virus-Status";
 constexpr const char* kRecipientsHeader = "X-Icap-Milter-Original-Recipients";
 
-// fields - the template fields of this message.
-TemplateFields fields(const PlanInput& in) {
+} // namespace
+
+// template_fields - the template fields of this message.
+TemplateFields template_fields(const PlanInput& in) {
     const Decision& d = in.outcome->decision;
     TemplateFields f;
     f.viruses = d.threats;
@@ -42,6 +44,8 @@ TemplateFields fields(const PlanInput& in) {
     f.subject = in.subject.value_or("");
     return f;
 }
+
+namespace {
 
 // tempfail - give up on an action the MTA does not allow.
 void tempfail(Plan& p, std::string why) {
@@ -87,7 +91,7 @@ void status_headers(const PlanInput& in, Plan& p) {
 
 // subject_tag - SubjectTag in front of the Subject, once.
 void subject_tag(const PlanInput& in, Plan& p) {
-    std::string tag = header_line(render(in.config->subject_tag, fields(in)), 100);
+    std::string tag = header_line(render(in.config->subject_tag, template_fields(in)), 100);
     if (tag.empty()) return;
     if (!in.subject) {
         p.headers.push_back({HeaderEdit::Op::Add, "Subject", 1, tag});
@@ -96,6 +100,21 @@ void subject_tag(const PlanInput& in, Plan& p) {
     std::string_view s = trim(*in.subject);
     if (s.substr(0, tag.size()) == tag) return; // already tagged (a loop, or by the sender)
     p.headers.push_back({HeaderEdit::Op::Change, "Subject", 1, tag + (s.empty() ? "" : " ") + std::string(s)});
+}
+
+// body_headers - the rebuilt body's top-level edits as numbered
+// operations on the fields the message has.
+void body_headers(const PlanInput& in, Plan& p) {
+    for (const MimeHeaderEdit& e : in.rebuilt->headers) {
+        auto it = in.header_counts.find(lower(e.name));
+        int count = it == in.header_counts.end() ? 0 : it->second;
+        if (e.remove_all) {
+            for (int i = count; i >= 1; --i) p.headers.push_back({HeaderEdit::Op::Remove, e.name, i, {}});
+            continue;
+        }
+        for (int i = count; i >= 2; --i) p.headers.push_back({HeaderEdit::Op::Remove, e.name, i, {}});
+        p.headers.push_back({count >= 1 ? HeaderEdit::Op::Change : HeaderEdit::Op::Add, e.name, 1, e.value});
+    }
 }
 
 } // namespace
@@ -112,7 +131,7 @@ Plan make_plan(const PlanInput& in) {
         p.xcode = d.xcode;
         p.reply = d.reply;
         if (d.status == MessageStatus::Infected && d.action == Action::Reject) {
-            std::string text = reply_line(render(in.config->reject_text, fields(in)));
+            std::string text = reply_line(render(in.config->reject_text, template_fields(in)));
             if (!text.empty()) p.reply = text;
         }
         return p;
@@ -121,12 +140,25 @@ Plan make_plan(const PlanInput& in) {
     case Action::Accept:
     case Action::Hold:
     case Action::Redirect:
+    case Action::Notify:
+    case Action::Clean:
         break;
     }
     status_headers(in, p);
     bool tag = d.status == MessageStatus::Infected || d.action != Action::Accept;
     if (tag) subject_tag(in, p);
-    if (d.action == Action::Hold) {
+    if (d.action == Action::Notify || d.action == Action::Clean) {
+        if (!(in.granted & SMFIF_CHGBODY)) {
+            tempfail(p, std::string(to_string(d.action)) + " needs SMFIF_CHGBODY, which the MTA does not allow");
+            return p;
+        }
+        if (!in.rebuilt) {
+            tempfail(p, std::string(to_string(d.action)) + ": the new body could not be made");
+            return p;
+        }
+        body_headers(in, p);
+        p.body = in.rebuilt->body;
+    } else if (d.action == Action::Hold) {
         if (!(in.granted & SMFIF_QUARANTINE)) {
             tempfail(p, "hold needs SMFIF_QUARANTINE, which the MTA does not allow");
             return p;

@@ -3,10 +3,12 @@
 // SUMMARY
 //   Each category present (infected, failed, unscannable, ambiguous MIME)
 //   proposes its configured action; the strictest wins (reject > discard
-//   > hold > redirect > tempfail > accept), so a known virus is never
-//   accepted because another part failed, and a failed part is never
-//   accepted because another was clean. Hold and redirect rank above
-//   tempfail: neither lets the recipients see the message. The status ranks Infected, then Ambiguous (a
+//   > hold > redirect > notify > tempfail > clean > accept), so a known
+//   virus is never accepted because another part failed, and a failed
+//   part is never accepted because another was clean. Hold, redirect and
+//   notify rank above tempfail: none lets the recipients see the
+//   message's content; clean ranks below it, since it delivers the parts
+//   that are not infected, a failed one too. The status ranks Infected, then Ambiguous (a
 //   property of the whole message, whatever its parts), then Unscanned.
 // DIAGNOSTICS
 //   None: pure function of its inputs.
@@ -22,11 +24,13 @@ namespace {
 int severity(Action a) {
     switch (a) {
     case Action::Accept: return 0;
-    case Action::Tempfail: return 1;
-    case Action::Redirect: return 2;
-    case Action::Hold: return 3;
-    case Action::Discard: return 4;
-    case Action::Reject: return 5;
+    case Action::Clean: return 1;
+    case Action::Tempfail: return 2;
+    case Action::Notify: return 3;
+    case Action::Redirect: return 4;
+    case Action::Hold: return 5;
+    case Action::Discard: return 6;
+    case Action::Reject: return 7;
     }
     return 1;
 }

@@ -13,8 +13,8 @@ namespace icapm {
 
 namespace {
 
-constexpr std::array<std::string_view, 11> kFields = {"viruses", "files",  "sender", "recipients", "queue_id", "job_id",
-                                                     "date",    "host",   "status", "reason",     "subject"};
+constexpr std::array<std::string_view, 12> kFields = {"viruses", "files",  "sender", "recipients", "queue_id", "job_id",
+                                                     "date",    "host",   "status", "reason",     "subject",  "nl"};
 
 // join - list items, comma separated, empty ones skipped.
 std::string join(const std::vector<std::string>& v) {
@@ -72,7 +72,8 @@ std::string render(std::string_view tmpl, const TemplateFields& f, bool multi_li
         if (c == '{') {
             std::size_t end = tmpl.find('}', i);
             if (end != std::string_view::npos && known(tmpl.substr(i + 1, end - i - 1))) {
-                out += clean_value(value(tmpl.substr(i + 1, end - i - 1), f));
+                std::string_view name = tmpl.substr(i + 1, end - i - 1);
+                out += name == "nl" ? (multi_line ? "\n" : " ") : clean_value(value(name, f));
                 i = end;
                 continue;
             }

@@ -63,7 +63,8 @@ std::string Counters::render() const {
     line("MessageScanTimeouts", scan_deadline);
     line("SelfTests", self_tests);
     line("PartsNotTrusted", not_trusted);
-    for (Action a : {Action::Accept, Action::Reject, Action::Discard, Action::Tempfail, Action::Hold, Action::Redirect})
+    for (Action a : {Action::Accept, Action::Reject, Action::Discard, Action::Tempfail, Action::Hold, Action::Redirect,
+                     Action::Notify, Action::Clean})
         line(("Action." + std::string(to_string(a))).c_str(), actions[static_cast<std::size_t>(a)]);
     std::lock_guard lock(mutex_);
     for (const auto& [reason, n] : rejected_reasons_) out += "Token.Rejected." + reason + ": " + std::to_string(n) + "\n";

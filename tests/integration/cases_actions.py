@@ -14,16 +14,29 @@ SUMMARY
                 postsuper -H delivers it, tagged;
       redirect  delivered only to RedirectAddress, with the original
                 recipients in X-Icap-Milter-Original-Recipients.
+    A second case, actions_notify_clean, checks the two actions that
+    change the body (smfi_replacebody): notify delivers one text/plain
+    notice instead (NotifyTemplate), and clean replaces only the
+    infected part (CleanTemplate) of three shapes: multipart/mixed with
+    clean attachments, a forwarded message/rfc822 holding EICAR, and
+    multipart/alternative plus attachments. The delivered messages parse
+    with Python's email parser, carry the tag once and no EICAR byte, and
+    every part that was clean is there byte for byte.
 """
 
 from __future__ import annotations
 
+import base64
+import email
+import email.policy
 import json
+import re
 import subprocess
 import time
+from email.message import EmailMessage
 
 import mail
-from lab import VIRUS_NAME_RE
+from lab import EICAR, VIRUS_NAME_RE
 
 REDIRECT_TO = "virus-admin@dest.icapm-lab.test"
 
@@ -134,3 +147,89 @@ def register(run) -> None:
                 ck.expect(raw_subjects(got) == [b"[VIRUS] redirect me"], f"redirect: Subject {raw_subjects(got)}")
                 s.expect_summary(ck, m, out.queue_id, "redirect", "redirect")
                 ck.note(f"redirect: rcpt_to={got.rcpt_to} original={orig}")
+
+    def segments(raw: bytes) -> list[bytes]:
+        """segments - the pieces of a message between any two delimiter
+        lines (lines starting with "--"), as sent."""
+        return [seg for seg in re.split(rb"\r\n--[^\r\n]*\r\n", raw) if seg]
+
+    def no_eicar(ck, raw: bytes, label: str) -> None:
+        """no_eicar - neither the EICAR bytes nor their base64 are left."""
+        b64 = base64.b64encode(EICAR)[:40]
+        ck.expect(EICAR not in raw and b64 not in raw.replace(b"\r\n", b""),
+                  f"{label}: EICAR is still in the delivered message")
+
+    def alternative_with_attachments() -> EmailMessage:
+        """alternative_with_attachments - text + HTML, EICAR and a CSV."""
+        msg = mail.new_message("clean: alternative and attachments", "Plain text version.\n")
+        msg.add_alternative("<html><body><p>HTML version.</p></body></html>\n", subtype="html")
+        msg.add_attachment(EICAR, maintype="application", subtype="octet-stream", filename="eicar.com")
+        msg.add_attachment("a,b\n1,2\n", subtype="csv", filename="table.csv")
+        return msg
+
+    def mixed_with_clean_parts() -> EmailMessage:
+        """mixed_with_clean_parts - text, EICAR, a CSV and a binary."""
+        msg = mail.clean_multipart("clean: mixed")
+        msg.add_attachment(EICAR, maintype="application", subtype="octet-stream", filename="eicar.com")
+        return msg
+
+    @run.case("actions_notify_clean", "OnInfected notify (the whole body replaced by NotifyTemplate) and clean "
+                                      "(only the infected part replaced, in multipart/mixed, a forwarded "
+                                      "message and multipart/alternative): valid MIME, tagged once, no EICAR, "
+                                      "clean parts byte for byte")
+    def case_actions_notify_clean(s: run.Suite, ck: run.Check) -> None:
+        base = s.tls_settings()
+        with s.milter("act_notify", {**base, "OnInfected": "notify"}) as m:
+            sent = mail.eicar_attachment("notify me")
+            out = mail.send_one(s.postfix.smtp_port, sent)
+            got = delivered(s, ck, out, "notify")
+            if got is not None:
+                msg = email.message_from_bytes(got.raw(), policy=email.policy.default)
+                ck.expect(not msg.is_multipart() and msg.get_content_type() == "text/plain",
+                          f"notify: delivered {msg.get_content_type()}, expected one text/plain")
+                text = msg.get_content() if not msg.is_multipart() else ""
+                ck.expect("Virus: Icapm.Test.EICAR" in text and "File: eicar.com" in text
+                          and f"Queue ID: {out.queue_id}" in text,
+                          f"notify: the notice lacks the virus, file or queue id: {text[:300]!r}")
+                ck.expect(raw_subjects(got) == [b"[VIRUS] notify me"], f"notify: Subject {raw_subjects(got)}")
+                infected_status(ck, got, "notify")
+                no_eicar(ck, got.raw(), "notify")
+                s.expect_summary(ck, m, out.queue_id, "notify", "notify")
+                head = got.raw().split(b"\r\n\r\n", 1)[0]
+                ck.note("notify: delivered headers: " + " | ".join(
+                    l.decode(errors="replace") for l in head.split(b"\r\n")
+                    if l.split(b":")[0].lower() in (b"subject", b"content-type", b"content-transfer-encoding",
+                                                    b"mime-version", b"x-virus-status")))
+                ck.note(f"notify: first lines: {text.splitlines()[:3]}")
+        with s.milter("act_clean", {**base, "OnInfected": "clean"}) as m:
+            for label, sent in (("clean mixed", mixed_with_clean_parts()),
+                                ("clean forwarded", mail.eicar_nested("clean: forwarded")),
+                                ("clean alternative", alternative_with_attachments())):
+                out = mail.send_one(s.postfix.smtp_port, sent)
+                got = delivered(s, ck, out, label)
+                if got is None:
+                    continue
+                raw = got.raw()
+                msg = email.message_from_bytes(raw, policy=email.policy.default)
+                defects = [str(d) for part in msg.walk() for d in part.defects]
+                ck.expect(not defects, f"{label}: Python's parser found defects: {defects}")
+                notices = [p for p in msg.walk() if p.get_content_type() == "text/plain"
+                           and "was removed from this message because it held" in p.get_content()]
+                ck.expect(len(notices) == 1 and "eicar.com" in notices[0].get_content()
+                          and VIRUS_NAME_RE.search(notices[0].get_content()),
+                          f"{label}: expected one notice naming eicar.com and the virus, found {len(notices)}")
+                no_eicar(ck, raw, label)
+                ck.expect(raw_subjects(got) == [b"[VIRUS] " + str(sent["Subject"]).encode()],
+                          f"{label}: Subject {raw_subjects(got)}")
+                infected_status(ck, got, label)
+                # Every segment of the sent body without EICAR is delivered as it was.
+                sent_body = mail.wire_bytes(sent).split(b"\r\n\r\n", 1)[1]
+                got_body = raw.split(b"\r\n\r\n", 1)[1]
+                b64 = base64.b64encode(EICAR)[:20]
+                kept = [seg for seg in segments(b"\r\n" + sent_body)
+                        if EICAR not in seg and b64 not in seg.replace(b"\r\n", b"")]
+                missing = [seg[:60] for seg in kept if seg not in got_body]
+                ck.expect(kept and not missing, f"{label}: clean parts changed or lost: {missing}")
+                s.expect_summary(ck, m, out.queue_id, "clean", label)
+                ck.note(f"{label}: {len(kept)} clean segments kept byte for byte; notice: "
+                        f"{notices[0].get_content().strip()[:120] if notices else None!r}")

@@ -70,7 +70,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 51);
+    CHECK(schema().size() == 53);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -162,6 +162,8 @@ TEST_CASE("config: good values of every type") {
         {"OnAmbiguous tempfail", [](const Config& c) { return c.on_ambiguous == Action::Tempfail; }},
         {"OnInfected tempfail", [](const Config& c) { return c.on_infected == Action::Tempfail; }},
         {"OnInfected hold", [](const Config& c) { return c.on_infected == Action::Hold; }},
+        {"OnInfected clean", [](const Config& c) { return c.on_infected == Action::Clean; }},
+        {"OnAmbiguous notify", [](const Config& c) { return c.on_ambiguous == Action::Notify; }},
         {"SubjectTag \"[{status}]\"", [](const Config& c) { return c.subject_tag == "[{status}]"; }},
         {"SubjectTag \"\"", [](const Config& c) { return c.subject_tag.empty(); }},
         {"ScanWholeMessage ambiguous", [](const Config& c) { return c.scan_whole_message == "ambiguous"; }},
@@ -253,7 +255,9 @@ TEST_CASE("config: bad values are rejected on their line") {
         {"MaxScanSize 99999999999999999999G", "not a size"},
         {"MaxScanSize G", "not a size"},
         {"SpoolMemoryLimit 2G", "out of range 0-1G"},
-        {"OnInfected notify", "not one of reject|tempfail|discard|accept|hold|redirect"},
+        {"OnInfected quarantine", "not one of reject|tempfail|discard|accept|hold|redirect|notify|clean"},
+        {"OnUnscannable clean", "not one of accept|tempfail|reject|hold|redirect|notify"},
+        {"NotifyTemplate {viruse}", "unknown field {viruse}"},
         {"SubjectTag [{virus}]", "unknown field {virus}"},
         {"RejectText Virus {", "without '}'"},
         {"RedirectAddress admin", "not a mail address"},
@@ -504,6 +508,8 @@ TEST_CASE("config: dump_config round-trips") {
             "SubjectTag \"** VIRUS **\"\n"
             "RejectText \"Rejected: {viruses}\"\n"
             "RedirectAddress quarantine@example.org\n"
+            "NotifyTemplate \"Removed: {viruses}{nl}Ask {host}.\"\n"
+            "CleanTemplate \"{files}: removed\"\n"
             "ScanWholeMessage never\n"
             "AddHeaders no\n"
             "ReportHostname mx.example.org\n"

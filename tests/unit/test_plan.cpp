@@ -163,3 +163,33 @@ TEST_CASE("plan: a verified token stays, any other goes; discard edits nothing")
     Outcome d = infected(Action::Discard);
     CHECK(make_plan(input(c, d)).headers.empty());
 }
+
+TEST_CASE("plan: notify and clean replace the body and fix the top-level MIME fields") {
+    Config c;
+    Outcome o = infected(Action::Notify);
+    PlanInput in = input(c, o);
+    RebuiltMessage r = notify_message("Removed: Eicar-Test");
+    in.rebuilt = &r;
+    in.header_counts = {{"content-type", 2}, {"content-disposition", 1}, {"mime-version", 1}};
+    Plan p = make_plan(in);
+    CHECK(p.action == Action::Notify);
+    REQUIRE(p.body);
+    CHECK(*p.body == "Removed: Eicar-Test\r\n");
+    // Content-Type: the second copy goes, the first is changed.
+    CHECK(find(p, "Content-Type", HeaderEdit::Op::Remove)->index == 2);
+    CHECK(find(p, "Content-Type", HeaderEdit::Op::Change)->value == "text/plain; charset=us-ascii");
+    CHECK(find(p, "Content-Transfer-Encoding", HeaderEdit::Op::Add)->value == "7bit");
+    CHECK(find(p, "Content-Disposition", HeaderEdit::Op::Remove)->index == 1);
+    CHECK(find(p, "MIME-Version", HeaderEdit::Op::Change)->value == "1.0");
+    CHECK(find(p, "Subject", HeaderEdit::Op::Change)->value == "[VIRUS] Invoice");
+    // No body, or no right to change it: tempfail, nothing delivered.
+    in.rebuilt = nullptr;
+    CHECK(make_plan(in).action == Action::Tempfail);
+    in.rebuilt = &r;
+    in.granted = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
+    CHECK(make_plan(in).action == Action::Tempfail);
+    Outcome k = infected(Action::Clean);
+    PlanInput ck = input(c, k);
+    ck.rebuilt = &r;
+    CHECK(make_plan(ck).action == Action::Clean);
+}

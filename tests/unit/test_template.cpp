@@ -34,6 +34,8 @@ TEST_CASE("template: fields expand, unknown text stays, braces escape") {
     CHECK(render("{{viruses}} {nope} }}", f) == "{viruses} {nope} }");
     CHECK(render("line one\nline two", f) == "line one line two");
     CHECK(render("line one\r\nline two", f, true) == "line one\nline two");
+    CHECK(render("a{nl}b", f, true) == "a\nb");
+    CHECK(render("a{nl}b", f) == "a b");
 }
 
 TEST_CASE("template: hostile values cannot add lines or control bytes") {

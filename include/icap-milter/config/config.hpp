@@ -21,10 +21,12 @@ namespace icapm {
 // Action - what the milter does with a message.
 // Action - what happens to a message. Accept delivers it (with status
 // headers), Hold delivers it into the MTA's hold queue (smfi_quarantine),
-// Redirect delivers it only to RedirectAddress.
-enum class Action { Accept, Reject, Discard, Tempfail, Hold, Redirect };
+// Redirect delivers it only to RedirectAddress, Notify delivers a notice
+// in place of the whole body, Clean delivers it with the infected parts
+// replaced by notices.
+enum class Action { Accept, Reject, Discard, Tempfail, Hold, Redirect, Notify, Clean };
 
-// to_string - "accept", "reject", "discard", "tempfail", "hold", "redirect".
+// to_string - "accept", "reject", "discard", "tempfail", "hold", "redirect", "notify", "clean".
 const char* to_string(Action a) noexcept;
 
 // parse_action - the inverse of to_string; nullopt for anything else.
@@ -72,13 +74,20 @@ struct Config {
     std::string scan_whole_message = "always"; // ScanWholeMessage: never | ambiguous | always
 
     // Policy
-    Action on_infected = Action::Reject;    // OnInfected: reject | tempfail | discard | accept | hold | redirect
+    Action on_infected = Action::Reject;    // OnInfected: reject | tempfail | discard | accept | hold | redirect | notify | clean
     Action on_fail = Action::Tempfail;      // OnFail: tempfail | accept | reject
-    Action on_unscannable = Action::Accept; // OnUnscannable: accept | tempfail | reject | hold | redirect
-    Action on_ambiguous = Action::Reject;   // OnAmbiguous: reject | tempfail | discard | accept | hold | redirect
+    Action on_unscannable = Action::Accept; // OnUnscannable: accept | tempfail | reject | hold | redirect | notify
+    Action on_ambiguous = Action::Reject;   // OnAmbiguous: reject | tempfail | discard | accept | hold | redirect | notify
     std::string subject_tag = "[VIRUS]";    // SubjectTag (template), "" = no tag
     std::string reject_text = "Virus found: {viruses}"; // RejectText (template)
     std::string redirect_address;           // RedirectAddress, for redirect
+    std::string notify_template =           // NotifyTemplate (template; {nl} is a line break)
+        "This message was found to hold a virus, so its content was removed and this notice "
+        "delivered in its place.{nl}{nl}Virus: {viruses}{nl}File: {files}{nl}Sender: {sender}{nl}"
+        "Recipients: {recipients}{nl}Subject: {subject}{nl}Queue ID: {queue_id} ({job_id}){nl}{nl}"
+        "Scanned by icap-milter on {host}, {date}.";
+    std::string clean_template =            // CleanTemplate (template; per removed part)
+        "The attachment \"{files}\" was removed from this message because it held {viruses}.";
     bool add_headers = true;                // AddHeaders
     std::string report_hostname;            // ReportHostname, empty = gethostname()
 

@@ -16,6 +16,13 @@ struct Outcome {
     std::string parts_log;  // "1:clean 2:infected(Eicar)" for the summary line
     std::size_t parts = 0;
     std::vector<std::string> infected_files; // names of the infected items (for templates)
+    // InfectedItem - an infected walker item, for the clean action.
+    struct InfectedItem {
+        std::string part_id;
+        std::string filename;
+        std::vector<std::string> threats;
+    };
+    std::vector<InfectedItem> infected_items;
     // Scan token: strip_tokens - remove every incoming token header (it
     // failed, or a new one replaces it); new_token - the folded value of
     // the token header to add ("" = none); token_log - "token=..." for

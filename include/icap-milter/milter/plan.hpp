@@ -11,6 +11,8 @@
 
 #include "icap-milter/config/config.hpp"
 #include "icap-milter/milter/end_of_message.hpp"
+#include "icap-milter/mime/rebuild.hpp"
+#include "icap-milter/policy/template.hpp"
 
 #include <map>
 #include <optional>
@@ -45,6 +47,11 @@ struct PlanInput {
     bool tokens_enabled = false;
     unsigned long granted = ~0ul;       // SMFIF_* actions the MTA allows
     std::string date;                   // RFC 5322 date for templates
+    // notify / clean: the new body and its top-level header edits (null
+    // when it could not be made: tempfail), and how many of each
+    // Content-* / MIME-Version field the message has (lower-case names).
+    const RebuiltMessage* rebuilt = nullptr;
+    std::map<std::string, int> header_counts;
 };
 
 // Plan - what to ask of the MTA, and the answer.
@@ -54,9 +61,13 @@ struct Plan {
     std::vector<std::string> del_rcpts;
     std::vector<std::string> add_rcpts;
     std::string quarantine_reason;    // hold: smfi_quarantine's reason
+    std::optional<std::string> body;  // notify / clean: smfi_replacebody
     std::string rcode, xcode, reply;  // reject / tempfail
     std::string note;                 // why the action was changed ("" = it was not)
 };
+
+// template_fields - the template fields of the message in.
+TemplateFields template_fields(const PlanInput& in);
 
 // make_plan - the plan for one decided message.
 Plan make_plan(const PlanInput& in);

@@ -3,7 +3,8 @@
 // SUMMARY
 //   A template is text with fields in braces: {viruses}, {files},
 //   {sender}, {recipients}, {queue_id}, {job_id}, {date}, {host},
-//   {status}, {reason}, {subject}. "{{" and "}}" stand for a brace.
+//   {status}, {reason}, {subject}; {nl} is a line break in a notice (a
+//   space elsewhere). "{{" and "}}" stand for a brace.
 //   Values come from the message and the scan, so they are hostile:
 //   render() never lets them add a line or a control byte, and the
 //   callers cut the result to what its place allows (header_line(),

@@ -47,7 +47,7 @@ public:
     std::atomic<std::uint64_t> self_tests{0};      // scanner self-tests completed
     std::atomic<std::uint64_t> not_trusted{0};     // parts no scanner was trusted with (self-test)
     // Messages per final action (Action.accept, Action.reject, ...), indexed by Action.
-    std::array<std::atomic<std::uint64_t>, 6> actions{};
+    std::array<std::atomic<std::uint64_t>, 8> actions{};
 
     // count_action - one more message that got action a.
     void count_action(Action a) noexcept;
