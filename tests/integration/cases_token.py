@@ -197,6 +197,22 @@ def _self_tested(*milters: Milter, timeout: float = 60.0) -> None:
         poll(lambda: done.search(m.log_text()), timeout)
 
 
+def _icap_quiet(s, icap, settle: float = 1.0, timeout: float = 15.0) -> None:
+    """_icap_quiet - wait until c-icap's access log has had no new RESPMOD
+    line for settle seconds: c-icap writes a request's line after the
+    whole body is read, so the 50 MB self-test canary can be logged a
+    little after the milter has already logged its verdict."""
+    deadline = time.monotonic() + timeout
+    last, since = s.icap_requests(icap), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = s.icap_requests(icap)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= settle:
+            return
+
+
 def _summary_for(m: Milter, qid: Optional[str], timeout: float = 10.0) -> str:
     """_summary_for - the milter's summary line naming queue id qid ("" if none)."""
     if not qid:
@@ -263,6 +279,7 @@ def register(run) -> None:
         """through_a - a clean multipart via A and B; returns (outcome, the
         delivered message, B's summary line, B's RESPMOD count added)."""
         _self_tested(ma, mb)
+        _icap_quiet(s, h.icap_b)
         before_b = s.icap_requests(h.icap_b)
         msg = mail.clean_multipart(label)
         out = mail.send_one(h.pf_a.smtp_port, msg)
@@ -424,6 +441,7 @@ def register(run) -> None:
             with s.milter("token_cost_a", h.settings_a(), h.sock_a) as ma, \
                     s.milter("token_cost_b", h.settings_b(), h.sock_b) as mb:
                 _self_tested(ma, mb)
+                _icap_quiet(s, h.icap_b)
                 figures = {}
                 for label, port in (("token-verified at B", h.pf_a.smtp_port),
                                     ("scanned at B", h.pf_b.smtp_port)):
