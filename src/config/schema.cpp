@@ -338,6 +338,13 @@ std::string check_address_or_empty(std::string_view v) {
     return ok ? std::string() : "'" + std::string(v) + "' is not a mail address (local@domain)";
 }
 
+// check_command - an absolute program path, then options; no shell.
+std::string check_command(std::string_view v) {
+    if (v.empty() || v.front() != '/') return "'" + std::string(v) + "' does not start with an absolute path";
+    bool ok = std::all_of(v.begin(), v.end(), [](char c) { return c >= 32 && c < 127; });
+    return ok ? std::string() : "the command holds control characters";
+}
+
 // check_header_name - an RFC 5322 field name: printable ASCII, no colon.
 std::string check_header_name(std::string_view v) {
     bool ok = !v.empty() && v.size() <= 64 &&
@@ -594,6 +601,33 @@ std::vector<OptionSpec> build() {
          "The text of the part put in place of each part clean removes; {files} and {viruses} name that "
          "part's file and viruses (see TEMPLATES)."},
         &Config::clean_template, check_template));
+    constexpr std::string_view quarantine = "Quarantine";
+    t.push_back(string_option(
+        {quarantine, "QuarantineDirectory", "absolute path",
+         "Where copies of messages are kept (see QUARANTINE): the original as received, byte for byte, "
+         "plus a JSON sidecar with time, queue id, job id, client, sender, recipients, verdicts and action; "
+         "files 0600, written atomically. It must exist and be writable by User. A copy that cannot be "
+         "written makes the message tempfail (never lost). Empty: no copies."},
+        &Config::quarantine_directory, check_abs_path_or_empty));
+    t.push_back(enum_option(
+        {quarantine, "QuarantineCopy", "none|infected|unscannable|all",
+         "Which messages are copied into QuarantineDirectory, whatever their action: infected ones; "
+         "unscannable: infected, Unscanned and Ambiguous ones; all: every message; none: none."},
+        &Config::quarantine_copy));
+    t.push_back(size_option(
+        {quarantine, "QuarantineMaxSize", "0-4G",
+         "Most bytes the quarantine may hold; the oldest copies are removed (and logged) past it. 0: no limit."},
+        &Config::quarantine_max_size));
+    t.push_back(duration_option(
+        {quarantine, "QuarantineRetention", "1s-87600h",
+         "Copies older than this are removed (and logged), at most once a minute (sooner for a short "
+         "retention) when a message ends."},
+        &Config::quarantine_retention));
+    t.push_back(string_option(
+        {quarantine, "SendmailCommand", "command line",
+         "How icap-milterctl quarantine release re-injects a message: an absolute path and its options, "
+         "split at blanks, run without a shell; -f SENDER -- RECIPIENTS are added."},
+        &Config::sendmail_command, check_command));
     t.push_back(bool_option(
         {policy, "AddHeaders", "yes|no",
          "Add X-Virus-Scanned and X-Virus-Status headers. Copies of them arriving from outside are "

@@ -22,6 +22,7 @@
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/milter/context.hpp"
 #include "icap-milter/milter/end_of_message.hpp"
+#include "icap-milter/milter/keep.hpp"
 #include "icap-milter/milter/plan.hpp"
 #include "icap-milter/stats/counters.hpp"
 #include "icap-milter/token/token.hpp"
@@ -48,7 +49,7 @@ namespace icapm {
 namespace {
 
 // Our headers, lower case: incoming copies are removed, never trusted.
-constexpr std::array<const char*, 2> kOwnHeaders = {"x-virus-scanned", "x-virus-status"};
+constexpr std::array<const char*, 3> kOwnHeaders = {"x-virus-scanned", "x-virus-status", "x-icap-milter-released"};
 // Token header values kept per message: one is all a valid message has;
 // more are only counted (they are all removed anyway).
 constexpr std::size_t kMaxTokenHeaders = 4;
@@ -379,6 +380,8 @@ sfsistat on_header(SMFICTX* ctx, const char* name, const char* value) {
     const std::string lname = lower(name);
     for (const char* own : kOwnHeaders)
         if (lname == own) ++msg.strip[lname];
+    if (lname == "x-icap-milter-released" && msg.release_id.empty())
+        msg.release_id = std::string(trim(std::string_view(value).substr(0, 128)));
     if (lname == "subject" && !msg.subject) msg.subject = std::string(std::string_view(value).substr(0, 998));
     if ((lname.rfind("content-", 0) == 0 || lname == "mime-version") &&
         (msg.header_counts.size() < 32 || msg.header_counts.contains(lname)))
@@ -397,9 +400,17 @@ sfsistat on_header(SMFICTX* ctx, const char* name, const char* value) {
             msg.tokens.resize(kMaxTokenHeaders + 1);
         }
     }
+    // The MTA hands folded values over with bare LFs (Postfix keeps lines
+    // LF-terminated inside); the spool is a CRLF message throughout, as
+    // the message was on the wire.
     std::string line;
-    line.reserve(std::strlen(name) + std::strlen(value) + 4);
-    line.append(name).append(st->leading_space ? ":" : ": ").append(value).append("\r\n");
+    line.reserve(std::strlen(name) + std::strlen(value) + 8);
+    line.append(name).append(st->leading_space ? ":" : ": ");
+    for (const char* p = value; *p; ++p) {
+        if (*p == '\n' && (p == value || p[-1] != '\r')) line += '\r';
+        line += *p;
+    }
+    line.append("\r\n");
     spool_write(msg, line);
     return st->nr.noreply_header ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
@@ -428,9 +439,30 @@ sfsistat on_eom(SMFICTX* ctx) {
     note_queue_id(ctx, *msg);
     if (st->refuse) return refuse_message(ctx, *st, *msg, "eom");
     end_headers(*msg);
-    Outcome out = process_message(*st->runtime, *msg, [ctx] { smfi_progress(ctx); });
+    const Runtime& rt = *st->runtime;
+    Outcome out = process_message(rt, *msg, [ctx] { smfi_progress(ctx); });
+    // A copy that `icap-milterctl quarantine release` re-injected goes
+    // through once, as the administrator asked, and is not kept again.
+    const bool released = release_claimed(rt, *msg);
+    if (released) {
+        ++counters().quarantine_released;
+        out.decision.action = Action::Accept;
+        out.decision.reason = "released from quarantine " + msg->release_id + " (" + out.decision.reason + ")";
+    }
     Plan plan = plan_for(*st, *msg, out);
+    std::string kept;
+    if (!released && plan.action != Action::Tempfail) {
+        try {
+            kept = keep_copy(rt, *msg, out, plan.action, st->client);
+        } catch (const std::exception& e) {
+            ++counters().quarantine_errors;
+            tempfail_plan(plan, "quarantine: the copy could not be written to " + rt.config->quarantine_directory +
+                                    ": " + sanitize(e.what()));
+        }
+    }
+    enforce_quarantine(rt);
     sfsistat answer = apply(ctx, *st, *msg, plan);
+    if (!kept.empty()) out.token_log += (out.token_log.empty() ? "" : " ") + std::string("quarantine=") + kept;
     counters().count_action(plan.action);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                           msg->started)

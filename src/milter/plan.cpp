@@ -14,6 +14,7 @@
 #include "icap-milter/common/ascii.hpp"
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/policy/template.hpp"
+#include "icap-milter/quarantine/store.hpp"
 
 #include <libmilter/mfapi.h>
 
@@ -66,9 +67,10 @@ void status_headers(const PlanInput& in, Plan& p) {
     const Outcome& out = *in.outcome;
     const std::string token_name = lower(c.token_header);
     for (const auto& [name, count] : in.strip) {
-        std::string canonical = name == "x-virus-scanned" ? kScannedHeader
-                                : name == "x-virus-status" ? kStatusHeader
-                                                           : c.token_header;
+        std::string canonical = name == "x-virus-scanned"          ? kScannedHeader
+                                : name == "x-virus-status"         ? kStatusHeader
+                                : name == "x-icap-milter-released" ? std::string(kReleaseHeader)
+                                                                   : c.token_header;
         // A token that verified stays for the next hop; any other is
         // removed, and with tokens off none can have verified.
         if (name == token_name && in.tokens_enabled && !out.strip_tokens) continue;
@@ -118,6 +120,9 @@ void body_headers(const PlanInput& in, Plan& p) {
 }
 
 } // namespace
+
+// tempfail_plan - the public face of tempfail().
+void tempfail_plan(Plan& p, std::string why) { tempfail(p, std::move(why)); }
 
 // make_plan - the answer and the edits for one message.
 Plan make_plan(const PlanInput& in) {

@@ -107,6 +107,8 @@ std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const Config> config
     if (!config->scanner_self_test)
         spdlog::warn("ScannerSelfTest is off: scanners are not sent the EICAR canaries, so Clean rests on the "
                      "scanners' word (a 204 for a part a scanner skipped passes as Clean)");
+    if (!config->quarantine_directory.empty())
+        rt->quarantine = std::make_shared<QuarantineStore>(config->quarantine_directory);
     rt->scanner = std::make_shared<Scanner>(config, tls_files);
     rt->tls_files = std::move(tls_files);
     rt->config = std::move(config);

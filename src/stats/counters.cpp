@@ -63,6 +63,11 @@ std::string Counters::render() const {
     line("MessageScanTimeouts", scan_deadline);
     line("SelfTests", self_tests);
     line("PartsNotTrusted", not_trusted);
+    line("Quarantine.Stored", quarantine_stored);
+    line("Quarantine.Bytes", quarantine_bytes);
+    line("Quarantine.Released", quarantine_released);
+    line("Quarantine.Expired", quarantine_expired);
+    line("Quarantine.Errors", quarantine_errors);
     for (Action a : {Action::Accept, Action::Reject, Action::Discard, Action::Tempfail, Action::Hold, Action::Redirect,
                      Action::Notify, Action::Clean})
         line(("Action." + std::string(to_string(a))).c_str(), actions[static_cast<std::size_t>(a)]);

@@ -297,15 +297,28 @@ int main(int argc, char** argv) {
     try {
         if (args.empty()) return usage(stderr, 2);
         if (args[0] == "-h" || args[0] == "--help") return usage(stdout, 0);
+        std::string quarantine_conf;
         if (args.size() >= 3 && (args[0] == "-c" || args[0] == "--config") && args[2] == "quarantine") {
-            // The quarantine keys are not in the config yet: --dir and
-            // --sendmail say where and how (see icap-milterctl(8)).
+            quarantine_conf = args[1];
             args.erase(args.begin(), args.begin() + 2);
         }
         if (args[0] == "quarantine") {
+            // QuarantineDirectory and SendmailCommand from the config (-c,
+            // or the default one when it exists); --dir and --sendmail win.
+            icapm::QuarantineSettings settings;
+            std::string conf = quarantine_conf.empty() ? kDefaultConfig : quarantine_conf;
+            if (!quarantine_conf.empty() || ::access(conf.c_str(), R_OK) == 0) {
+                std::vector<icapm::ConfigError> errors;
+                auto config = icapm::load_config(conf, errors);
+                if (!config) {
+                    for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.str().c_str());
+                    return 3;
+                }
+                settings.dir = config->quarantine_directory;
+                settings.sendmail = config->sendmail_command;
+            }
             std::fflush(stdout);
-            return icapm::quarantine_command({args.begin() + 1, args.end()}, icapm::QuarantineSettings{}, std::cout,
-                                             std::cerr);
+            return icapm::quarantine_command({args.begin() + 1, args.end()}, settings, std::cout, std::cerr);
         }
         if (args[0] == "keygen") {
             if (args.size() != 2 || args[1].empty()) return usage(stderr, 2);

@@ -70,7 +70,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 53);
+    CHECK(schema().size() == 58);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -258,6 +258,9 @@ TEST_CASE("config: bad values are rejected on their line") {
         {"OnInfected quarantine", "not one of reject|tempfail|discard|accept|hold|redirect|notify|clean"},
         {"OnUnscannable clean", "not one of accept|tempfail|reject|hold|redirect|notify"},
         {"NotifyTemplate {viruse}", "unknown field {viruse}"},
+        {"QuarantineDirectory quarantine", "not an absolute path"},
+        {"QuarantineCopy some", "not one of none|infected|unscannable|all"},
+        {"SendmailCommand sendmail -i", "does not start with an absolute path"},
         {"SubjectTag [{virus}]", "unknown field {virus}"},
         {"RejectText Virus {", "without '}'"},
         {"RedirectAddress admin", "not a mail address"},
@@ -510,6 +513,11 @@ TEST_CASE("config: dump_config round-trips") {
             "RedirectAddress quarantine@example.org\n"
             "NotifyTemplate \"Removed: {viruses}{nl}Ask {host}.\"\n"
             "CleanTemplate \"{files}: removed\"\n"
+            "QuarantineDirectory /var/lib/icap-milter/quarantine\n"
+            "QuarantineCopy all\n"
+            "QuarantineMaxSize 2G\n"
+            "QuarantineRetention 48h\n"
+            "SendmailCommand \"/usr/sbin/sendmail -G -i -C /etc/postfix-out\"\n"
             "ScanWholeMessage never\n"
             "AddHeaders no\n"
             "ReportHostname mx.example.org\n"

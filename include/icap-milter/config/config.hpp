@@ -86,6 +86,11 @@ struct Config {
         "delivered in its place.{nl}{nl}Virus: {viruses}{nl}File: {files}{nl}Sender: {sender}{nl}"
         "Recipients: {recipients}{nl}Subject: {subject}{nl}Queue ID: {queue_id} ({job_id}){nl}{nl}"
         "Scanned by icap-milter on {host}, {date}.";
+    std::string quarantine_directory;       // QuarantineDirectory, "" = no quarantine store
+    std::string quarantine_copy = "infected"; // QuarantineCopy: none | infected | unscannable | all
+    std::uint64_t quarantine_max_size = 1ull << 30; // QuarantineMaxSize, 0 = no limit
+    std::chrono::milliseconds quarantine_retention{30LL * 24 * 3600 * 1000}; // QuarantineRetention
+    std::string sendmail_command = "/usr/sbin/sendmail -G -i"; // SendmailCommand (quarantine release)
     std::string clean_template =            // CleanTemplate (template; per removed part)
         "The attachment \"{files}\" was removed from this message because it held {viruses}.";
     bool add_headers = true;                // AddHeaders

@@ -29,6 +29,7 @@ struct MessageContext {
     std::vector<std::string> rcpts; // RCPT TO addresses as given (the first kMaxRcpts)
     std::optional<std::string> subject; // the first Subject header's value (bounded)
     std::map<std::string, int> header_counts; // Content-* and MIME-Version fields (lower case) -> count
+    std::string release_id;        // X-Icap-Milter-Released: a quarantine copy re-injected by release
     Spool spool;                   // headers + body as received
     bool spool_failed = false;     // append failed: OnFail at end of message
     std::string spool_error;

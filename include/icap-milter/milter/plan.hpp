@@ -69,6 +69,9 @@ struct Plan {
 // template_fields - the template fields of the message in.
 TemplateFields template_fields(const PlanInput& in);
 
+// tempfail_plan - turn p into a tempfail (nothing delivered) for why.
+void tempfail_plan(Plan& p, std::string why);
+
 // make_plan - the plan for one decided message.
 Plan make_plan(const PlanInput& in);
 

@@ -12,6 +12,7 @@
 
 #include "icap-milter/config/config.hpp"
 #include "icap-milter/net/tls.hpp"
+#include "icap-milter/quarantine/store.hpp"
 #include "icap-milter/scan/scanner.hpp"
 #include "icap-milter/token/keys.hpp"
 
@@ -28,6 +29,7 @@ struct Runtime {
     TokenKeys tokens;     // own signing key and trusted keys (read before the privilege drop)
     std::string config_id; // the token's configID: SHA-256 (16 hex) of the effective settings
     std::shared_ptr<const TlsFiles> tls_files; // TlsCAFile, TlsCertFile, TlsKeyFile as read (by path)
+    std::shared_ptr<QuarantineStore> quarantine; // QuarantineDirectory's store, null when unset
 };
 
 // current_runtime - the snapshot new connections use.

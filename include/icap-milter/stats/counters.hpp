@@ -46,6 +46,11 @@ public:
     std::atomic<std::uint64_t> scan_deadline{0};   // messages cut off by MessageScanTimeout
     std::atomic<std::uint64_t> self_tests{0};      // scanner self-tests completed
     std::atomic<std::uint64_t> not_trusted{0};     // parts no scanner was trusted with (self-test)
+    std::atomic<std::uint64_t> quarantine_stored{0};   // copies written to QuarantineDirectory
+    std::atomic<std::uint64_t> quarantine_bytes{0};    // bytes of those copies
+    std::atomic<std::uint64_t> quarantine_released{0}; // re-injected copies let through (claimed)
+    std::atomic<std::uint64_t> quarantine_expired{0};  // copies removed by retention or size
+    std::atomic<std::uint64_t> quarantine_errors{0};   // copies that could not be written (tempfail)
     // Messages per final action (Action.accept, Action.reject, ...), indexed by Action.
     std::array<std::atomic<std::uint64_t>, 8> actions{};
 
