@@ -892,6 +892,23 @@ void Walker::whole_message(const Spool& raw) {
 
 } // namespace
 
+// walk_report - one line per verdict reason and per item.
+std::string walk_report(const WalkResult& r) {
+    std::string out = "structure: ";
+    out += r.ambiguous() ? "ambiguous" : !r.suspects.empty() ? "suspect" : "hashable";
+    out += "\n";
+    if (r.limit_hit) out += "limit: " + r.limit_reason + "\n";
+    for (const auto& a : r.ambiguities) out += "ambiguous: " + a + "\n";
+    for (const auto& s : r.suspects) out += "suspect: " + s + "\n";
+    for (const auto& it : r.items) {
+        out += "item " + it.part_id + " type=" + it.content_type + " enc=" + it.transfer_encoding + " file=\"" +
+               it.filename + "\" size=" + std::to_string(it.size) + " sha256=" + to_hex(it.sha256).substr(0, 16);
+        out += it.scannable ? " scannable" : " unscannable(" + it.unscannable_reason + ")";
+        out += "\n";
+    }
+    return out;
+}
+
 // mime_init - g_mime_init() exactly once, whichever thread gets here first.
 void mime_init() {
     static std::once_flag once;

@@ -4,6 +4,7 @@
 //   icap-milterctl keygen OUT            write OUT.key (0600) and OUT.pub
 //   icap-milterctl token decode [TOKEN|FILE.eml]
 //   icap-milterctl token verify FILE.eml [-c CONF] [--scan-version SIG]
+//   icap-milterctl mime FILE.eml [-c CONF]   how the milter reads a message
 //   icap-milterctl [-c CONF] quarantine list|show|export|release|delete|purge ...
 //   keygen makes an Ed25519 pair for TokenSigningKey / TrustedKeysDirectory.
 //   decode prints a token's header and claims (no trust implied). verify
@@ -17,6 +18,7 @@
 //   problem. Private key bytes never go to stdout or stderr.
 #include "icap-milter/common/unique_fd.hpp"
 #include "icap-milter/config/config.hpp"
+#include "icap-milter/log/log.hpp"
 #include "icap-milter/mime/walker.hpp"
 #include "icap-milter/scan/scanner.hpp"
 #include "icap-milter/token/base64url.hpp"
@@ -50,6 +52,7 @@ int usage(std::FILE* out, int status) {
                  "usage: icap-milterctl keygen OUT\n"
                  "       icap-milterctl token decode [TOKEN|FILE.eml] [--header NAME]\n"
                  "       icap-milterctl token verify FILE.eml [-c CONF] [--scan-version SIG]\n"
+                 "       icap-milterctl mime FILE.eml [-c CONF]\n"
                  "       icap-milterctl [-c CONF] quarantine list [--since DUR|DATE] [--virus S] [--rcpt S] [--json]\n"
                  "       icap-milterctl [-c CONF] quarantine show|export|delete ID\n"
                  "       icap-milterctl [-c CONF] quarantine release ID [--to ADDR ...]\n"
@@ -236,6 +239,46 @@ icapm::TokenKeys verify_keys(const icapm::Config& config) {
     }
 }
 
+// limits_of - the walker limits the milter uses with config.
+icapm::WalkLimits limits_of(const icapm::Config& config) {
+    icapm::WalkLimits limits;
+    limits.max_depth = config.max_mime_depth;
+    limits.max_parts = config.max_mime_parts;
+    limits.max_scan_size = config.max_scan_size;
+    limits.temp_dir = "/tmp";
+    const std::string& w = config.scan_whole_message;
+    limits.whole_message = w == "never"       ? icapm::WholeMessage::Never
+                           : w == "ambiguous" ? icapm::WholeMessage::Ambiguous
+                                              : icapm::WholeMessage::Always;
+    return limits;
+}
+
+// mime - the walker's reading of a message, as the milter would scan it:
+// structure (hashable, suspect, ambiguous with the reasons) and items.
+int mime(const std::string& file, const std::string& conf) {
+    icapm::Config defaults;
+    std::shared_ptr<const icapm::Config> config;
+    if (!conf.empty()) {
+        std::vector<icapm::ConfigError> errors;
+        config = icapm::load_config(conf, errors);
+        if (!config) {
+            for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.str().c_str());
+            return 3;
+        }
+    }
+    icapm::Spool spool("/tmp", 1u << 20);
+    spool.append(to_crlf(read_file(file)));
+    icapm::WalkResult walk = icapm::walk_message(spool, limits_of(config ? *config : defaults));
+    // Names come from the message: escaped for the terminal.
+    std::string report = icapm::walk_report(walk);
+    for (std::size_t start = 0; start < report.size();) {
+        std::size_t nl = report.find('\n', start);
+        std::printf("%s\n", icapm::sanitize(report.substr(start, nl - start), 2000).c_str());
+        start = nl == std::string::npos ? report.size() : nl + 1;
+    }
+    return 0;
+}
+
 // verify - the milter's verification, offline, with the reason on failure.
 int verify(const std::string& file, const std::string& conf, const std::string& scan_version) {
     std::vector<icapm::ConfigError> errors;
@@ -249,12 +292,7 @@ int verify(const std::string& file, const std::string& conf, const std::string& 
     auto values = header_values(raw, config->token_header);
     icapm::Spool spool("/tmp", 1u << 20);
     spool.append(raw);
-    icapm::WalkLimits limits;
-    limits.max_depth = config->max_mime_depth;
-    limits.max_parts = config->max_mime_parts;
-    limits.max_scan_size = config->max_scan_size;
-    limits.temp_dir = "/tmp";
-    icapm::WalkResult walk = icapm::walk_message(spool, limits);
+    icapm::WalkResult walk = icapm::walk_message(spool, limits_of(*config));
     icapm::VerifyInput in;
     in.keys = keys.trusted.get();
     in.verification_hash = icapm::parts_hash(walk);
@@ -324,6 +362,8 @@ int main(int argc, char** argv) {
             if (args.size() != 2 || args[1].empty()) return usage(stderr, 2);
             return keygen(args[1]);
         }
+        if (args[0] == "mime" && (args.size() == 2 || (args.size() == 4 && (args[2] == "-c" || args[2] == "--config"))))
+            return mime(args[1], args.size() == 4 ? args[3] : std::string());
         if (args[0] == "token" && args.size() >= 2) {
             std::string conf = kDefaultConfig, scan_version, header = "X-Scan-Token", target;
             bool conf_given = false;

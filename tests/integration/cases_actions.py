@@ -21,7 +21,9 @@ SUMMARY
     clean attachments, a forwarded message/rfc822 holding EICAR, and
     multipart/alternative plus attachments. The delivered messages parse
     with Python's email parser, carry the tag once and no EICAR byte, and
-    every part that was clean is there byte for byte.
+    every part that was clean is there byte for byte; the milter's own
+    parser (GMime, through icap-milterctl mime) reads each as one clean,
+    unambiguous structure.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import re
 import subprocess
 import time
 from email.message import EmailMessage
+from pathlib import Path
 
 import mail
 from lab import EICAR, VIRUS_NAME_RE
@@ -148,6 +151,17 @@ def register(run) -> None:
                 s.expect_summary(ck, m, out.queue_id, "redirect", "redirect")
                 ck.note(f"redirect: rcpt_to={got.rcpt_to} original={orig}")
 
+    def gmime_reading(s, ck, raw: bytes, label: str) -> None:
+        """gmime_reading - the milter's own parser (GMime, through
+        icap-milterctl mime) reads the delivered message as one clean,
+        unambiguous structure."""
+        path = s.lab.dir / f"delivered-{label.replace(' ', '_')}.eml"
+        path.write_bytes(raw)
+        res = subprocess.run([str(Path(s.binary).parent / "icap-milterctl"), "mime", str(path)],
+                             capture_output=True, text=True, timeout=60)
+        ck.expect(res.returncode == 0 and res.stdout.startswith("structure: hashable"),
+                  f"{label}: GMime's reading is not clean: {res.stdout[:400]!r} {res.stderr[:200]!r}")
+
     def segments(raw: bytes) -> list[bytes]:
         """segments - the pieces of a message between any two delimiter
         lines (lines starting with "--"), as sent."""
@@ -194,6 +208,7 @@ def register(run) -> None:
                 ck.expect(raw_subjects(got) == [b"[VIRUS] notify me"], f"notify: Subject {raw_subjects(got)}")
                 infected_status(ck, got, "notify")
                 no_eicar(ck, got.raw(), "notify")
+                gmime_reading(s, ck, got.raw(), "notify")
                 s.expect_summary(ck, m, out.queue_id, "notify", "notify")
                 head = got.raw().split(b"\r\n\r\n", 1)[0]
                 ck.note("notify: delivered headers: " + " | ".join(
@@ -219,6 +234,7 @@ def register(run) -> None:
                           and VIRUS_NAME_RE.search(notices[0].get_content()),
                           f"{label}: expected one notice naming eicar.com and the virus, found {len(notices)}")
                 no_eicar(ck, raw, label)
+                gmime_reading(s, ck, raw, label)
                 ck.expect(raw_subjects(got) == [b"[VIRUS] " + str(sent["Subject"]).encode()],
                           f"{label}: Subject {raw_subjects(got)}")
                 infected_status(ck, got, label)

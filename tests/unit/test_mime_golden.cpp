@@ -38,23 +38,6 @@ std::string read_all(const fs::path& p) {
     return ss.str();
 }
 
-// describe - the walk as golden text.
-std::string describe(const WalkResult& r) {
-    std::string out = "structure: ";
-    out += r.ambiguous() ? "ambiguous" : !r.suspects.empty() ? "suspect" : "hashable";
-    out += "\n";
-    if (r.limit_hit) out += "limit: " + r.limit_reason + "\n";
-    for (const auto& a : r.ambiguities) out += "ambiguous: " + a + "\n";
-    for (const auto& s : r.suspects) out += "suspect: " + s + "\n";
-    for (const auto& it : r.items) {
-        out += "item " + it.part_id + " type=" + it.content_type + " enc=" + it.transfer_encoding + " file=\"" +
-               it.filename + "\" size=" + std::to_string(it.size) + " sha256=" + to_hex(it.sha256).substr(0, 16);
-        out += it.scannable ? " scannable" : " unscannable(" + it.unscannable_reason + ")";
-        out += "\n";
-    }
-    return out;
-}
-
 // walk_file - walk a fixture from an in-memory spool.
 WalkResult walk_file(const fs::path& p) {
     std::string raw = read_all(p);
@@ -84,7 +67,7 @@ TEST_CASE("mime golden: every fixture and corpus message walks as recorded") {
         CAPTURE(name);
         std::string got;
         try {
-            got = describe(walk_file(in));
+            got = walk_report(walk_file(in));
         } catch (const std::exception& e) {
             got = std::string("error: ") + e.what() + "\n";
         }

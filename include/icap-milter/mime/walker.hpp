@@ -34,6 +34,13 @@ namespace icapm {
 // spool, binary noise) and std::system_error on temp file errors.
 WalkResult walk_message(const Spool& message, const WalkLimits& limits);
 
+// walk_report - the walk as text: "structure: hashable|suspect|ambiguous",
+// the limit and every reason, then one line per item (part id, type,
+// encoding, file name, size, SHA-256 prefix, scannable or why not).
+// For icap-milterctl mime and the golden files; names are printed as
+// they are (the caller sanitises for a terminal).
+std::string walk_report(const WalkResult& r);
+
 // mime_init - one-time GMime initialisation (call from main, before threads;
 // safe to call again, walk_message does).
 void mime_init();
