@@ -68,6 +68,17 @@ def register(run) -> None:
         ck.expect(len(status) == 1 and status[0].startswith("Infected (") and VIRUS_NAME_RE.search(status[0]),
                   f"{label}: X-Virus-Status {status}, expected one 'Infected (<virus>)'")
 
+    def example(ck, label: str, got) -> None:
+        """example - the delivered result in one note: the headers the
+        action touches, then the first lines of the body."""
+        head, _, body = got.raw().partition(b"\r\n\r\n")
+        keep = (b"subject", b"x-virus-status", b"content-type", b"content-transfer-encoding",
+                b"x-icap-milter-original-recipients")
+        lines = head.replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ").split(b"\r\n")
+        shown = [l.decode(errors="replace") for l in lines if l.split(b":")[0].lower() in keep]
+        first = [l.decode(errors="replace")[:100] for l in body.split(b"\r\n") if l.strip()][:4]
+        ck.note(f"example {label}: rcpt={got.rcpt_to} | " + " | ".join(shown) + " || " + " / ".join(first))
+
     def raw_subjects(got) -> list[bytes]:
         """raw_subjects - the Subject lines as delivered, unfolded."""
         head = got.raw().split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
@@ -110,6 +121,8 @@ def register(run) -> None:
                           "with the tag once")
                 s.expect_summary(ck, m, out.queue_id, "accept", label)
                 ck.note(f"{label}: Subject {subs}")
+                if subject == "Invoice":
+                    example(ck, "accept", got)
         # hold: Postfix's hold queue, released by postsuper -H
         with s.milter("act_hold", {**base, "OnInfected": "hold"}) as m:
             out, _ = send(s, "hold me")
@@ -135,6 +148,7 @@ def register(run) -> None:
                     infected_status(ck, got, "hold")
                     ck.expect(raw_subjects(got) == [b"[VIRUS] hold me"],
                               f"hold: Subject {raw_subjects(got)}")
+                    example(ck, "hold (after postsuper -H)", got)
                 ck.note(f"hold: {out}; postqueue queue_name={queue}; released with postsuper -H")
         # redirect: only RedirectAddress gets it
         with s.milter("act_redirect", {**base, "OnInfected": "redirect", "RedirectAddress": REDIRECT_TO}) as m:
@@ -150,6 +164,7 @@ def register(run) -> None:
                 ck.expect(raw_subjects(got) == [b"[VIRUS] redirect me"], f"redirect: Subject {raw_subjects(got)}")
                 s.expect_summary(ck, m, out.queue_id, "redirect", "redirect")
                 ck.note(f"redirect: rcpt_to={got.rcpt_to} original={orig}")
+                example(ck, "redirect", got)
 
     def gmime_reading(s, ck, raw: bytes, label: str) -> None:
         """gmime_reading - the milter's own parser (GMime, through
@@ -216,6 +231,7 @@ def register(run) -> None:
                     if l.split(b":")[0].lower() in (b"subject", b"content-type", b"content-transfer-encoding",
                                                     b"mime-version", b"x-virus-status")))
                 ck.note(f"notify: first lines: {text.splitlines()[:3]}")
+                example(ck, "notify", got)
         with s.milter("act_clean", {**base, "OnInfected": "clean"}) as m:
             for label, sent in (("clean mixed", mixed_with_clean_parts()),
                                 ("clean forwarded", mail.eicar_nested("clean: forwarded")),
@@ -247,5 +263,6 @@ def register(run) -> None:
                 missing = [seg[:60] for seg in kept if seg not in got_body]
                 ck.expect(kept and not missing, f"{label}: clean parts changed or lost: {missing}")
                 s.expect_summary(ck, m, out.queue_id, "clean", label)
+                example(ck, label, got)
                 ck.note(f"{label}: {len(kept)} clean segments kept byte for byte; notice: "
                         f"{notices[0].get_content().strip()[:120] if notices else None!r}")
