@@ -8,6 +8,8 @@
 //   openssl-made fixtures, hand-made DER and garbage.
 #include "icap-milter/mime/encryption.hpp"
 
+#include "mime_fixtures.hpp"
+
 #include <doctest/doctest.h>
 
 #include <openssl/err.h>
@@ -17,17 +19,9 @@
 #include <string>
 
 using namespace icapm;
+using namespace icapm::test;
 
 namespace {
-
-// load - a fixture from tests/data/mime, byte for byte.
-std::string load(const std::string& name) {
-    std::ifstream in(std::string(TEST_DATA_DIR) + "/mime/" + name, std::ios::binary);
-    REQUIRE(in.good());
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 // between - the text after the first `from` up to the next `to`.
 std::string between(const std::string& s, const std::string& from, const std::string& to) {

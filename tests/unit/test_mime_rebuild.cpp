@@ -16,6 +16,8 @@
 #include "icap-milter/mime/rebuild.hpp"
 #include "icap-milter/mime/walker.hpp"
 
+#include "mime_fixtures.hpp"
+
 #include <doctest/doctest.h>
 #include <gmime/gmime.h>
 
@@ -31,34 +33,9 @@
 #include <vector>
 
 using namespace icapm;
+using namespace icapm::test;
 
 namespace {
-
-// load - a fixture from tests/data/mime, byte for byte.
-std::string load(const std::string& name) {
-    std::ifstream in(std::string(TEST_DATA_DIR) + "/mime/" + name, std::ios::binary);
-    REQUIRE(in.good());
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-// crlf - LF line ends as CRLF, the way the milter spools mail.
-std::string crlf(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '\n') out += '\r';
-        out += c;
-    }
-    return out;
-}
-
-// spool_of - raw bytes in a spool (on disk when mem is 0).
-std::unique_ptr<Spool> spool_of(std::string_view raw, std::size_t mem = 1u << 20) {
-    auto s = std::make_unique<Spool>("/tmp", mem);
-    for (std::size_t off = 0; off < raw.size(); off += 65536) s->append(raw.substr(off, 65536));
-    return s;
-}
 
 // clean - clean_message over raw bytes.
 std::optional<RebuiltMessage> clean(std::string_view raw, const std::vector<Replacement>& r, std::size_t mem = 1u << 20) {
