@@ -564,8 +564,9 @@ std::vector<OptionSpec> build() {
         &Config::on_fail));
     t.push_back(action_option(
         {policy, "OnUnscannable", "accept|tempfail|reject|hold|redirect|notify",
-         "What to do with a message holding parts that cannot be scanned (encrypted, too large, too deep). "
-         "accept delivers it with X-Virus-Status: Unscanned."},
+         "What to do with a message holding parts that cannot be scanned (encrypted, too large for any "
+         "scanner). accept delivers it with X-Virus-Status: Unscanned; hold, redirect and notify as for "
+         "OnInfected (see ACTIONS)."},
         &Config::on_unscannable));
     t.push_back(action_option(
         {policy, "OnAmbiguous", "reject|tempfail|discard|accept|hold|redirect|notify",
@@ -577,9 +578,9 @@ std::vector<OptionSpec> build() {
         &Config::on_ambiguous));
     t.push_back(string_option(
         {policy, "SubjectTag", "template",
-         "Put in front of the Subject of infected mail that is delivered (accept, hold, redirect), once "
-         "(not again when the Subject already starts with it). A template: see TEMPLATES. Empty: the Subject "
-         "is left alone."},
+         "Put in front of the Subject of delivered infected mail (accept, hold, redirect, notify, clean) and of "
+         "any message held, redirected or replaced by a notice, once (not again when the Subject already starts "
+         "with it). A template: see TEMPLATES. Empty: the Subject is left alone."},
         &Config::subject_tag, check_template));
     t.push_back(string_option(
         {policy, "RejectText", "template",
