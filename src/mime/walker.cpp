@@ -50,7 +50,8 @@
 //   delimiter, a non-standard transfer encoding token, ...). Header
 //   checks are in header_lint.cpp, line checks in census.cpp, base64
 //   checks in base64_reader.cpp; what ends up with which status is
-//   listed in icap-milter.conf(5), OnAmbiguous.
+//   listed in icap-milter.conf(5), MIME READINGS. The whole-message
+//   views (parts "0" and "0.text") are made in views.cpp.
 //   Known cost: GMime keeps multipart prologues and epilogues in memory
 //   (and the top-level ones are copied into WalkResult), so a message
 //   that is mostly prologue or epilogue costs about twice its size.
@@ -73,6 +74,7 @@
 #include "icap-milter/mime/gmime_fields.hpp"
 #include "icap-milter/mime/header_lint.hpp"
 #include "icap-milter/mime/inline_encodings.hpp"
+#include "icap-milter/mime/views.hpp"
 
 #include <gmime/gmime.h>
 
@@ -189,8 +191,6 @@ public:
 
     // message - parse a raw message and walk its body at depth.
     bool message(const Spool& raw, const std::string& prefix, unsigned depth, bool top);
-    // whole_message - append the part "0" item covering the raw message.
-    void whole_message(const Spool& raw);
     // warn - note one GMime parser warning (called back during parsing).
     void warn(GMimeParserWarning code, const char* item);
 
@@ -862,112 +862,13 @@ void Walker::encoded_message(GMimeObject* o, const std::string& id, unsigned dep
     push(std::move(it));
 }
 
-// whole_message - the fallback item: the raw message, copied and hashed.
-void Walker::whole_message(const Spool& raw) {
-    ScanItem it;
-    it.part_id = "0";
-    it.filename = "message.eml";
-    it.content_type = "message/rfc822";
-    it.transfer_encoding = "binary";
-    bool keep = raw.size() <= lim_.max_scan_size;
-    // Charged to nobody: this copy replaces the parts that were not made.
-    auto copy = keep ? std::make_shared<Spool>(lim_.temp_dir, lim_.memory_limit) : nullptr;
-    Sha256 hash;
-    auto src = raw.reader();
-    for (std::size_t n; (n = src->read(buf_)) > 0;) {
-        std::string_view chunk(buf_.data(), n);
-        hash.update(chunk);
-        if (copy) copy->append(chunk);
-    }
-    it.size = raw.size();
-    it.sha256 = hash.finish();
-    if (keep) {
-        it.data = std::move(copy);
-    } else {
-        it.scannable = false;
-        it.unscannable_reason = size_reason(raw.size(), lim_.max_scan_size);
-    }
-    res_.items.push_back(std::move(it));
-}
-
 } // namespace
-
-// walk_report - one line per verdict reason and per item.
-std::string walk_report(const WalkResult& r) {
-    std::string out = "structure: ";
-    out += r.ambiguous() ? "ambiguous" : !r.suspects.empty() ? "suspect" : "hashable";
-    out += "\n";
-    if (r.limit_hit) out += "limit: " + r.limit_reason + "\n";
-    for (const auto& a : r.ambiguities) out += "ambiguous: " + a + "\n";
-    for (const auto& s : r.suspects) out += "suspect: " + s + "\n";
-    for (const auto& it : r.items) {
-        out += "item " + it.part_id + " type=" + it.content_type + " enc=" + it.transfer_encoding + " file=\"" +
-               it.filename + "\" size=" + std::to_string(it.size) + " sha256=" + to_hex(it.sha256).substr(0, 16);
-        out += it.scannable ? " scannable" : " unscannable(" + it.unscannable_reason + ")";
-        out += "\n";
-    }
-    return out;
-}
 
 // mime_init - g_mime_init() exactly once, whichever thread gets here first.
 void mime_init() {
     static std::once_flag once;
     std::call_once(once, [] { g_mime_init(); });
 }
-
-namespace {
-
-// add_text_view - the "0.text" item: a plain mail whose body is every
-// base64 or quoted-printable text/* part, decoded. clamd matches some
-// content only in a file it takes for mail (a small text/html part sent
-// alone is typed HTML and normalised first); in the raw message such
-// text is still encoded. Empty when there is no such part; skipped (a
-// warning) when it would be over max_scan_size.
-void add_text_view(WalkResult& result, const WalkLimits& limits) {
-    // MIME-Version first: clamd types a file as mail by its first header
-    // (a Content-Type or X- field first leaves it typed by the HTML inside).
-    static constexpr std::string_view kHead = "MIME-Version: 1.0\r\n"
-                                              "Content-Type: text/plain; charset=utf-8\r\n"
-                                              "Content-Transfer-Encoding: 8bit\r\n"
-                                              "X-Icap-Milter-View: decoded text parts\r\n\r\n";
-    std::vector<const ScanItem*> texts;
-    std::uint64_t total = kHead.size();
-    for (const auto& it : result.items) {
-        if (!it.data || it.content_type.rfind("text/", 0) != 0) continue;
-        if (it.transfer_encoding != "base64" && it.transfer_encoding != "quoted-printable") continue;
-        texts.push_back(&it);
-        total += it.size + 2;
-    }
-    if (texts.empty()) return;
-    if (total > limits.max_scan_size) {
-        result.warnings.push_back("decoded text parts too large for the text view");
-        return;
-    }
-    auto view = std::make_shared<Spool>(limits.temp_dir, limits.memory_limit);
-    Sha256 hash;
-    std::vector<char> buf(kChunk);
-    auto put = [&](std::string_view bytes) {
-        view->append(bytes);
-        hash.update(bytes);
-    };
-    put(kHead);
-    for (const ScanItem* t : texts) {
-        auto r = t->data->reader();
-        for (std::size_t n; (n = r->read(buf)) > 0;) put(std::string_view(buf.data(), n));
-        put("\r\n");
-    }
-    ScanItem it;
-    it.part_id = "0.text";
-    it.filename = "decoded-text.eml";
-    it.content_type = "message/rfc822";
-    it.transfer_encoding = "8bit";
-    it.size = view->size();
-    it.sha256 = hash.finish();
-    it.data = std::move(view);
-    result.items.push_back(std::move(it));
-}
-
-} // namespace
 
 // walk_message - parse, walk, and add the whole-message view: always
 // when a limit stopped the walk (so nothing goes unscanned), and as
@@ -991,13 +892,13 @@ WalkResult walk_message(const Spool& message, const WalkLimits& limits) {
         result.suspects.clear();
     }
     if (wanted && fits) {
-        w.whole_message(message);
+        result.items.push_back(whole_message_item(message, limits));
         if (limits.whole_message == WholeMessage::Always) add_text_view(result, limits);
     } else if (wanted) {
         // A limit's fallback item is then unscannable (size) and says so;
         // otherwise the view is a second reading only and is skipped.
         if (result.limit_hit)
-            w.whole_message(message);
+            result.items.push_back(whole_message_item(message, limits));
         else
             result.warnings.push_back("too large for the whole-message view");
     }
