@@ -543,7 +543,8 @@ std::vector<OptionSpec> build() {
          "the scanner over every message). ambiguous: only messages whose MIME readers may take apart "
          "differently (see MIME READINGS in icap-milter.conf(5)). never: only when a MIME limit stopped the "
          "walk; messages that need the scanner's reading then fail closed (OnAmbiguous). A message larger "
-         "than MaxScanSize gets no whole-message view."},
+         "than MaxScanSize gets no part 0 (suspect ones fail closed); the decoded-text view of always is made "
+         "anyway, in pieces of at most MaxScanSize."},
         &Config::scan_whole_message));
 
     t.push_back(action_option(

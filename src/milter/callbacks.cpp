@@ -18,6 +18,7 @@
 //   exactly the header edits the MTA refused).
 #include "icap-milter/milter/callbacks.hpp"
 #include "icap-milter/common/ascii.hpp"
+#include "icap-milter/common/date_text.hpp"
 
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/milter/context.hpp"
@@ -157,16 +158,6 @@ std::string header_value(const ConnState& st, std::string value) {
     return st.leading_space ? " " + value : value;
 }
 
-// rfc5322_now - the current date for templates.
-std::string rfc5322_now() {
-    char buf[64];
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-    return buf;
-}
-
 // plan_for - the plan of a decided message on this connection.
 Plan plan_for(const ConnState& st, const MessageContext& msg, const Outcome& out) {
     const Runtime& rt = *st.runtime;
@@ -184,7 +175,7 @@ Plan plan_for(const ConnState& st, const MessageContext& msg, const Outcome& out
     in.strip = msg.strip;
     in.tokens_enabled = rt.tokens.enabled();
     in.granted = st.nr.actions;
-    in.date = rfc5322_now();
+    in.date = mail_date_text(std::time(nullptr));
     in.header_counts = msg.header_counts;
     const Action a = out.decision.action;
     if (a != Action::Notify && a != Action::Clean) return make_plan(in);
@@ -201,7 +192,7 @@ Plan plan_for(const ConnState& st, const MessageContext& msg, const Outcome& out
             // The whole-message views repeat what the parts hold; a virus
             // only they found has no part to remove (repl stays empty:
             // notify).
-            if (item.part_id == "0" || item.part_id == "0.text") continue;
+            if (is_view_id(item.part_id)) continue;
             TemplateFields part = fields;
             part.files = {item.filename.empty() ? "part " + item.part_id : item.filename};
             part.viruses = item.threats;

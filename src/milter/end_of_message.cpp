@@ -30,13 +30,6 @@ namespace icapm {
 
 namespace {
 
-// whole_message_mode - ScanWholeMessage's word as the walker's mode.
-WholeMessage whole_message_mode(const std::string& word) {
-    if (word == "never") return WholeMessage::Never;
-    if (word == "ambiguous") return WholeMessage::Ambiguous;
-    return WholeMessage::Always;
-}
-
 // part_label - "1:clean", "2:infected(Eicar)", "3:unscannable(encrypted)".
 std::string part_label(const ScanItem& item, const Verdict& v) {
     std::string out = item.part_id + ":" + to_string(v.kind);
@@ -132,6 +125,31 @@ std::string sign_token(const Runtime& rt, const WalkResult& walk, const std::vec
 
 } // namespace
 
+// infected_files - names of the infected parts, views left out.
+std::vector<std::string> infected_files(const Outcome& out) {
+    std::vector<std::string> files;
+    for (const auto& item : out.infected_items) {
+        if (is_view_id(item.part_id) || files.size() >= 16) continue;
+        files.push_back(item.filename.empty() ? "part " + item.part_id : item.filename);
+    }
+    if (files.empty() && !out.infected_items.empty()) files.push_back("(the whole message)");
+    return files;
+}
+
+// walk_limits - the MIME limits and ScanWholeMessage of c.
+WalkLimits walk_limits(const Config& c) {
+    WalkLimits limits;
+    limits.max_depth = c.max_mime_depth;
+    limits.max_parts = c.max_mime_parts;
+    limits.max_scan_size = c.max_scan_size;
+    limits.temp_dir = c.temp_directory;
+    limits.memory_limit = static_cast<std::size_t>(c.spool_memory_limit);
+    limits.whole_message = c.scan_whole_message == "never"       ? WholeMessage::Never
+                           : c.scan_whole_message == "ambiguous" ? WholeMessage::Ambiguous
+                                                                 : WholeMessage::Always;
+    return limits;
+}
+
 // process_message - walk, check the token, scan, decide, sign.
 Outcome process_message(const Runtime& rt, MessageContext& msg, const std::function<void()>& progress) {
     Outcome out;
@@ -144,14 +162,7 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
             count_outcome(out.decision);
             return out;
         }
-        WalkLimits limits;
-        limits.max_depth = c.max_mime_depth;
-        limits.max_parts = c.max_mime_parts;
-        limits.max_scan_size = c.max_scan_size;
-        limits.temp_dir = c.temp_directory;
-        limits.memory_limit = static_cast<std::size_t>(c.spool_memory_limit);
-        limits.whole_message = whole_message_mode(c.scan_whole_message);
-        WalkResult walk = walk_message(msg.spool, limits);
+        WalkResult walk = walk_message(msg.spool, walk_limits(c));
         if (walk.limit_hit)
             spdlog::warn("{}: {}: MIME limit reached ({}); the whole raw message is scanned as part 0", msg.queue_id,
                          job, sanitize(walk.limit_reason));
@@ -207,19 +218,12 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
             out.parts_log += part_label(item, v);
             if (v.kind == VerdictKind::Infected && out.infected_items.size() < 256)
                 out.infected_items.push_back({item.part_id, item.filename, v.threats});
-            if (v.kind == VerdictKind::Infected && out.infected_files.size() < 16 && item.part_id != "0" &&
-                item.part_id != "0.text")
-                out.infected_files.push_back(item.filename.empty() ? "part " + item.part_id : item.filename);
             if (!v.server.empty()) {
                 std::string who = v.server + (v.istag.empty() ? "" : " ISTag=\"" + sanitize(v.istag, 40) + "\"");
                 if (out.scanners.find(who) == std::string::npos)
                     out.scanners += (out.scanners.empty() ? "" : ", ") + who;
             }
         }
-        // Found only in a whole-message view: no part of its own to name.
-        if (out.infected_files.empty() &&
-            std::any_of(verdicts.begin(), verdicts.end(), [](const Verdict& v) { return v.kind == VerdictKind::Infected; }))
-            out.infected_files.push_back("(the whole message)");
         out.decision = decide(c, verdicts, walk.ambiguous() ? walk.ambiguity() : std::string());
         if (std::string token = sign_token(rt, walk, verdicts, out.decision); !token.empty()) {
             out.new_token = fold_token(token);

@@ -33,7 +33,7 @@ TemplateFields template_fields(const PlanInput& in) {
     const Decision& d = in.outcome->decision;
     TemplateFields f;
     f.viruses = d.threats;
-    f.files = in.outcome->infected_files;
+    f.files = infected_files(*in.outcome);
     f.sender = in.sender;
     f.recipients = in.rcpts;
     f.queue_id = in.queue_id;

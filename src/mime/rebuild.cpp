@@ -508,7 +508,7 @@ std::optional<RebuiltMessage> clean_message(const Spool& raw, const std::vector<
     if (replacements.empty() || replacements.size() > kMaxReplacements) return std::nullopt;
     if (raw.size() == 0 || raw.size() > kMaxMessage) return std::nullopt;
     for (const auto& r : replacements)
-        if (r.part_id.empty() || r.part_id == "0" || r.part_id.rfind("0.", 0) == 0) return std::nullopt;
+        if (r.part_id.empty() || is_view_id(r.part_id)) return std::nullopt;
 
     const std::string s = read_all(raw);
     if (s.size() != raw.size()) return std::nullopt;

@@ -58,41 +58,54 @@ void add_text_view(WalkResult& result, const WalkLimits& limits) {
                                               "Content-Type: text/plain; charset=utf-8\r\n"
                                               "Content-Transfer-Encoding: 8bit\r\n"
                                               "X-Icap-Milter-View: decoded text parts\r\n\r\n";
-    std::vector<const ScanItem*> texts;
-    std::uint64_t total = kHead.size();
+    // The parts go into as many views as max_scan_size needs ("0.text",
+    // "0.text2", ...), so no text part misses this reading.
+    std::vector<std::vector<const ScanItem*>> groups;
+    std::uint64_t room = 0;
     for (const auto& it : result.items) {
         if (!it.data || it.content_type.rfind("text/", 0) != 0) continue;
         if (it.transfer_encoding != "base64" && it.transfer_encoding != "quoted-printable") continue;
-        texts.push_back(&it);
-        total += it.size + 2;
+        const std::uint64_t need = it.size + 2;
+        if (groups.empty() || need > room) {
+            groups.emplace_back();
+            room = limits.max_scan_size > kHead.size() ? limits.max_scan_size - kHead.size() : 0;
+        }
+        groups.back().push_back(&it);
+        room = need > room ? 0 : room - need;
     }
-    if (texts.empty()) return;
-    if (total > limits.max_scan_size) {
-        result.warnings.push_back("decoded text parts too large for the text view");
-        return;
-    }
-    auto view = std::make_shared<Spool>(limits.temp_dir, limits.memory_limit);
-    Sha256 hash;
+    std::vector<ScanItem> views;
     std::vector<char> buf(64 * 1024);
-    auto put = [&](std::string_view bytes) {
-        view->append(bytes);
-        hash.update(bytes);
-    };
-    put(kHead);
-    for (const ScanItem* t : texts) {
-        auto r = t->data->reader();
-        for (std::size_t n; (n = r->read(buf)) > 0;) put(std::string_view(buf.data(), n));
-        put("\r\n");
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+        auto view = std::make_shared<Spool>(limits.temp_dir, limits.memory_limit);
+        Sha256 hash;
+        auto put = [&](std::string_view bytes) {
+            view->append(bytes);
+            hash.update(bytes);
+        };
+        put(kHead);
+        for (const ScanItem* t : groups[g]) {
+            auto r = t->data->reader();
+            for (std::size_t n; (n = r->read(buf)) > 0;) put(std::string_view(buf.data(), n));
+            put("\r\n");
+        }
+        ScanItem it;
+        it.part_id = g == 0 ? "0.text" : "0.text" + std::to_string(g + 1);
+        it.filename = "decoded-text.eml";
+        it.content_type = "message/rfc822";
+        it.transfer_encoding = "8bit";
+        it.size = view->size();
+        it.sha256 = hash.finish();
+        if (it.size > limits.max_scan_size) {
+            // One text part nearly max_scan_size: the view adds its header.
+            it.scannable = false;
+            it.unscannable_reason = "size limit (" + std::to_string(it.size) + " > " +
+                                    std::to_string(limits.max_scan_size) + " bytes)";
+        } else {
+            it.data = std::move(view);
+        }
+        views.push_back(std::move(it));
     }
-    ScanItem it;
-    it.part_id = "0.text";
-    it.filename = "decoded-text.eml";
-    it.content_type = "message/rfc822";
-    it.transfer_encoding = "8bit";
-    it.size = view->size();
-    it.sha256 = hash.finish();
-    it.data = std::move(view);
-    result.items.push_back(std::move(it));
+    for (auto& v : views) result.items.push_back(std::move(v));
 }
 
 

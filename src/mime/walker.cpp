@@ -893,7 +893,6 @@ WalkResult walk_message(const Spool& message, const WalkLimits& limits) {
     }
     if (wanted && fits) {
         result.items.push_back(whole_message_item(message, limits));
-        if (limits.whole_message == WholeMessage::Always) add_text_view(result, limits);
     } else if (wanted) {
         // A limit's fallback item is then unscannable (size) and says so;
         // otherwise the view is a second reading only and is skipped.
@@ -902,6 +901,9 @@ WalkResult walk_message(const Spool& message, const WalkLimits& limits) {
         else
             result.warnings.push_back("too large for the whole-message view");
     }
+    // The decoded text views have their own size bound: a message too
+    // big for part 0 still gets them.
+    if (limits.whole_message == WholeMessage::Always) add_text_view(result, limits);
     return result;
 }
 

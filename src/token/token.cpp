@@ -153,15 +153,14 @@ std::string parts_hash(const WalkResult& walk) {
     std::string canon;
     canon.append("icap-milter parts v1");
     canon += '\0';
-    // The whole-message views (part "0", "0.text") are second readings of
+    // The whole-message views (part "0", "0.text"...) are second readings of
     // bytes the parts already cover, and "0" holds the headers every hop
     // changes.
     std::uint64_t n = 0;
-    auto view = [](const ScanItem& item) { return item.part_id == "0" || item.part_id.rfind("0.", 0) == 0; };
-    for (const ScanItem& item : walk.items) n += !view(item);
+    for (const ScanItem& item : walk.items) n += !is_view_id(item.part_id);
     put_u64(canon, n);
     for (const ScanItem& item : walk.items) {
-        if (view(item)) continue;
+        if (is_view_id(item.part_id)) continue;
         put_field(canon, item.part_id);
         put_field(canon, item.content_type);
         put_field(canon, item.transfer_encoding);

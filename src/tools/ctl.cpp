@@ -19,6 +19,7 @@
 #include "icap-milter/common/unique_fd.hpp"
 #include "icap-milter/config/config.hpp"
 #include "icap-milter/log/log.hpp"
+#include "icap-milter/milter/end_of_message.hpp"
 #include "icap-milter/mime/walker.hpp"
 #include "icap-milter/scan/scanner.hpp"
 #include "icap-milter/token/base64url.hpp"
@@ -239,17 +240,11 @@ icapm::TokenKeys verify_keys(const icapm::Config& config) {
     }
 }
 
-// limits_of - the walker limits the milter uses with config.
+// limits_of - the walker limits the milter uses with config; temp files
+// in /tmp (TempDirectory may belong to the milter's User).
 icapm::WalkLimits limits_of(const icapm::Config& config) {
-    icapm::WalkLimits limits;
-    limits.max_depth = config.max_mime_depth;
-    limits.max_parts = config.max_mime_parts;
-    limits.max_scan_size = config.max_scan_size;
+    icapm::WalkLimits limits = icapm::walk_limits(config);
     limits.temp_dir = "/tmp";
-    const std::string& w = config.scan_whole_message;
-    limits.whole_message = w == "never"       ? icapm::WholeMessage::Never
-                           : w == "ambiguous" ? icapm::WholeMessage::Ambiguous
-                                              : icapm::WholeMessage::Always;
     return limits;
 }
 

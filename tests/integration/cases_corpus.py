@@ -170,6 +170,11 @@ def register(run) -> None:
         data = (CORPUS / name).read_bytes().replace(PLACEHOLDER, mid.encode(), 1)
         return mail.send_raw(s.postfix.smtp_port, data)
 
+    def summary_of(s, m, out: mail.Outcome) -> str:
+        """summary_of - the milter's summary line for out ("" if none)."""
+        qid = s.postfix.queue_id_for(out.message_id)
+        return (m.summary_lines(qid) or [""])[0] if qid else ""
+
     @run.case("mime_whole_message_modes", "ScanWholeMessage never / ambiguous / always: "
                                           "part 0 only where the mode says, suspect MIME "
                                           "fails closed without it, base64 HTML EICAR "
@@ -186,8 +191,7 @@ def register(run) -> None:
                 # Well-formed mail: part 0 with always only.
                 out = send_corpus(s, ok_clean, mode)
                 s.expect_summary(ck, m, s.postfix.queue_id_for(out.message_id), "accept", f"{mode}: clean")
-                qid = s.postfix.queue_id_for(out.message_id)
-                line = (m.summary_lines(qid) or [""])[0] if qid else ""
+                line = summary_of(s, m, out)
                 has_zero = " 0:clean" in line
                 ck.expect(out.code == 250 and has_zero == (mode == "always"),
                           f"{mode}: well-formed clean message: {out}; part 0 scanned: {has_zero} "
@@ -195,8 +199,7 @@ def register(run) -> None:
                 ck.note(f"{mode}: {ok_clean}: {out.code}, part 0 scanned: {has_zero}")
                 # Suspect MIME (no close delimiter).
                 out = send_corpus(s, noclose, mode)
-                qid = s.postfix.queue_id_for(out.message_id)
-                line = (m.summary_lines(qid) or [""])[0] if qid else ""
+                line = summary_of(s, m, out)
                 if mode == "never":
                     ck.expect(out.code == 550 and "5.6.0" in out.text,
                               f"never: suspect MIME must fail closed (550 5.6.0), got {out}")
@@ -207,8 +210,7 @@ def register(run) -> None:
                 ck.note(f"{mode}: {noclose}: {out.code} {out.text[:90]}")
                 # EICAR in a base64 text/html alternative.
                 out = send_corpus(s, html_b64, mode)
-                qid = s.postfix.queue_id_for(out.message_id)
-                line = (m.summary_lines(qid) or [""])[0] if qid else ""
+                line = summary_of(s, m, out)
                 if mode == "always":
                     ck.expect(out.code == 550 and VIRUS_NAME_RE.search(out.text),
                               f"always: base64 HTML EICAR must be rejected naming the virus, got {out}")

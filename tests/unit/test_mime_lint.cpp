@@ -343,6 +343,29 @@ TEST_CASE("mime walker: always adds a decoded-text view when text parts are tran
     CHECK(walk_text(multipart("multipart/mixed; boundary=b", "b"), WholeMessage::Always).items.size() == 2);
 }
 
+TEST_CASE("mime walker: the decoded-text view is split by MaxScanSize and made even without part 0") {
+    std::string part = "PHA+" + std::string(400, 'A') + "\r\n"; // base64: <p> and 300 zero bytes
+    std::string raw = "From: a@example.org\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n";
+    for (int i = 0; i < 3; ++i)
+        raw += "--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n" + part;
+    raw += "--b--\r\n";
+    Spool s("/tmp", 1u << 20);
+    s.append(raw);
+    WalkLimits lim;
+    lim.whole_message = WholeMessage::Always;
+    lim.max_scan_size = 600; // one decoded part (303 bytes) plus the view's header fits, two do not
+    WalkResult r = walk_message(s, lim);
+    std::vector<std::string> got;
+    for (const auto& it : r.items) got.push_back(it.part_id);
+    // The raw message (over 600 bytes) has no part 0; every text part is in a view.
+    CHECK(got == std::vector<std::string>{"1", "2", "3", "0.text", "0.text2", "0.text3"});
+    for (const auto& it : r.items) {
+        CHECK(it.scannable);
+        CHECK(it.size <= lim.max_scan_size);
+    }
+    CHECK(r.hashable());
+}
+
 TEST_CASE("mime walker: limits are ambiguous in every mode, and the raw message is still scanned") {
     std::string deep = "From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n";
     std::string tail;

@@ -25,7 +25,7 @@ Outcome infected(Action a) {
     o.decision.rcode = "550";
     o.decision.xcode = "5.7.1";
     o.decision.reply = "Virus found: Eicar-Test";
-    o.infected_files = {"invoice.exe"};
+    o.infected_items = {{"2", "invoice.exe", {"Eicar-Test"}}};
     o.scanners = "icaps://av:1344/avscan";
     return o;
 }

@@ -1,5 +1,5 @@
 // NAME
-//   date_text.hpp - a Unix time as YYYY-MM-DD (UTC), for certificate expiry texts
+//   date_text.hpp - a Unix time as text: YYYY-MM-DD (certificate expiry), RFC 5322 (templates)
 #pragma once
 
 #include <ctime>
@@ -13,6 +13,15 @@ inline std::string date_text(std::time_t t) {
     gmtime_r(&t, &tm);
     char buf[16];
     std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+    return buf;
+}
+
+// mail_date_text - t as an RFC 5322 date in UTC ("Fri, 27 Nov 2026 19:00:00 +0000").
+inline std::string mail_date_text(std::time_t t) {
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
     return buf;
 }
 

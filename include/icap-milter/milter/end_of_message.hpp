@@ -3,6 +3,7 @@
 #pragma once
 
 #include "icap-milter/milter/context.hpp"
+#include "icap-milter/mime/scan_item.hpp"
 #include "icap-milter/policy/policy.hpp"
 
 #include <functional>
@@ -15,8 +16,7 @@ struct Outcome {
     std::string scanners;   // "icaps://h:p/avscan ISTag=..." for X-Virus-Scanned
     std::string parts_log;  // "1:clean 2:infected(Eicar)" for the summary line
     std::size_t parts = 0;
-    std::vector<std::string> infected_files; // names of the infected items (for templates)
-    // InfectedItem - an infected walker item, for the clean action.
+    // InfectedItem - an infected walker item (templates, the clean action).
     struct InfectedItem {
         std::string part_id;
         std::string filename;
@@ -31,6 +31,14 @@ struct Outcome {
     std::string new_token;
     std::string token_log;
 };
+
+// infected_files - the file names of the infected parts ("part 2.1" when
+// unnamed; "(the whole message)" when only a whole-message view was
+// infected), at most 16, for templates.
+std::vector<std::string> infected_files(const Outcome& out);
+
+// walk_limits - the walker limits the config asks for.
+WalkLimits walk_limits(const Config& c);
 
 // process_message - walk the spool, scan every item, apply policy. Never
 // throws: failures become the OnFail decision with a reason.

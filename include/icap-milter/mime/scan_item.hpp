@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace icapm {
@@ -26,6 +27,11 @@ struct ScanItem {
     std::string unscannable_reason; // set when !scannable ("encrypted", "size limit", ...)
     std::shared_ptr<const Spool> data; // decoded bytes; null when !scannable
 };
+
+// is_view_id - part ids of the whole-message views: "0" (the raw
+// message) and "0.text", "0.text2", ... (decoded text parts); they are
+// second readings, never a part of their own.
+inline bool is_view_id(std::string_view id) noexcept { return id == "0" || id.substr(0, 2) == "0."; }
 
 // WholeMessage - when the raw message is also scanned as one item
 // (part "0"), so the scanner's own MIME parser gives its reading too.

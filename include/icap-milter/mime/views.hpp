@@ -13,8 +13,9 @@ namespace icapm {
 // max_scan_size: unscannable, with the size as reason).
 ScanItem whole_message_item(const Spool& raw, const WalkLimits& limits);
 
-// add_text_view - append part "0.text" when the walk has base64 or
-// quoted-printable text/* items (see views.cpp).
+// add_text_view - append part "0.text" ("0.text2", ... when they need
+// more than max_scan_size) when the walk has base64 or quoted-printable
+// text/* items (see views.cpp).
 void add_text_view(WalkResult& result, const WalkLimits& limits);
 
 } // namespace icapm
