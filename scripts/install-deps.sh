@@ -7,8 +7,11 @@ set -euo pipefail
 BUILD_PKGS=(
   build-essential autoconf automake libtool pkg-config
   libmilter-dev libgmime-3.0-dev libssl-dev libspdlog-dev libfmt-dev
-  doctest-dev nlohmann-json3-dev
+  doctest-dev nlohmann-json3-dev libsystemd-dev
 )
+# Packaging (scripts/package.sh): the .deb with its lintian check, the
+# rpm with rpmlint, and systemd-analyze for the unit's security score.
+PACKAGE_PKGS=(debhelper dpkg-dev fakeroot lintian rpm rpmlint systemd)
 # The fuzz harnesses (tests/fuzz/run.sh) need clang's libFuzzer runtime
 # and llvm-symbolizer. The ASan/UBSan/TSan unit test builds use g++, whose
 # sanitizer runtimes come with build-essential (libgcc-12-dev).
@@ -19,7 +22,7 @@ RUNTIME_PKGS=(
 )
 
 missing=()
-for p in "${BUILD_PKGS[@]}" "${FUZZ_PKGS[@]}" "${RUNTIME_PKGS[@]}"; do
+for p in "${BUILD_PKGS[@]}" "${FUZZ_PKGS[@]}" "${PACKAGE_PKGS[@]}" "${RUNTIME_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then

@@ -13,9 +13,11 @@
 //   Exit status: 0 normal stop or a good -t; 78 (EX_CONFIG) bad config;
 //   1 start-up failure (socket, privileges, TLS), logged at critical.
 #include "icap-milter/config/config.hpp"
+#include "icap-milter/config/paths.hpp"
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/milter/callbacks.hpp"
 #include "icap-milter/milter/daemon.hpp"
+#include "icap-milter/milter/notify.hpp"
 #include "icap-milter/milter/runtime.hpp"
 #include "icap-milter/mime/walker.hpp"
 #include "icap-milter/net/tls.hpp"
@@ -45,11 +47,10 @@
 namespace {
 
 constexpr int kExitConfig = 78;
-constexpr const char* kDefaultConfig = "/etc/icap-milter/icap-milter.conf";
 
 // Options - what the command line asked for.
 struct Options {
-    std::string config_path = kDefaultConfig;
+    std::string config_path = icapm::paths::config_file();
     bool foreground = false;
     bool test_only = false;
     bool dump = false;
@@ -67,7 +68,7 @@ void usage(std::FILE* out) {
                  "      --check-scanners  ask every IcapServer for OPTIONS, print a report and exit\n"
                  "  -V, --version       print the version and exit\n"
                  "  -h, --help          this text\n",
-                 kDefaultConfig);
+                 icapm::paths::config_file().c_str());
 }
 
 // parse_args - getopt_long; nullopt means exit with the given status.
@@ -150,8 +151,14 @@ private:
             lock.lock();
         }
     }
-    // reload - load, validate, build; keep the old runtime on any failure.
+    // reload - one reload, told to the service manager (Type=notify).
     void reload() {
+        icapm::notify_service("RELOADING=1");
+        reload_config();
+        icapm::notify_service("READY=1");
+    }
+    // reload_config - load, validate, build; keep the old runtime on any failure.
+    void reload_config() {
         try {
             std::vector<icapm::ConfigError> errors;
             auto config = icapm::load_config(path_, errors);
@@ -273,8 +280,10 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
     });
     {
         Reloader reloader(opt.config_path);
+        icapm::notify_service("READY=1\nSTATUS=listening on " + config->socket);
         signal_loop(set, reloader);
     }
+    icapm::notify_service("STOPPING=1");
     smfi_stop();
     milter_thread.join();
     // Bounded, so a stop never hangs on an idle MTA connection: a session

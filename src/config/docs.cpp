@@ -7,6 +7,7 @@
 //   compares them with what is generated here (and rewrites them when
 //   ICAPM_UPDATE_DOCS=1 is set), so help text cannot drift apart.
 #include "icap-milter/config/schema.hpp"
+#include "icap-milter/config/paths.hpp"
 
 namespace icapm {
 namespace {
@@ -46,16 +47,18 @@ std::string roff(std::string_view text) {
 }
 
 // default_text - a default as written in a config file ("" when empty);
-// "none" for a repeatable key, whose default is to have no values.
+// "none" for a repeatable key, whose default is to have no values. The
+// installation directories appear as placeholders (@runstatedir@, ...),
+// which the build substitutes (see paths.hpp).
 std::string default_text(const OptionSpec& s) {
     if (s.repeatable && s.default_value.empty()) return "none";
-    return quote_value(s.default_value);
+    return paths::templated(quote_value(s.default_value));
 }
 
 } // namespace
 
-// sample_config - every key once: the shipped value active, the rest as
-// commented-out defaults, each under its help text.
+// sample_config - every key once, commented out: the default, or for a
+// key without one its example; each under its help text.
 std::string sample_config() {
     std::string out =
         "# icap-milter.conf - configuration of icap-milter(8)\n"
@@ -77,7 +80,9 @@ std::string sample_config() {
         std::string facts = "Type: " + std::string(type_name(s.type)) + (s.repeatable ? ", repeatable" : "") +
                             ". Range: " + std::string(s.range) + ". Default: " + default_text(s) + ".";
         out += wrap_comment(facts);
-        if (!s.sample.empty()) out += std::string(s.name) + " " + quote_value(s.sample) + "\n";
+        // A required key (IcapServer) ships as a commented example: a fresh
+        // install refuses to start, with the reason, until a scanner is named.
+        if (!s.sample.empty()) out += "#" + std::string(s.name) + " " + quote_value(s.sample) + "\n";
         else out += "#" + std::string(s.name) + " " + default_text(s) + "\n";
     }
     return out;

@@ -18,6 +18,7 @@
 //   problem. Private key bytes never go to stdout or stderr.
 #include "icap-milter/common/unique_fd.hpp"
 #include "icap-milter/config/config.hpp"
+#include "icap-milter/config/paths.hpp"
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/milter/end_of_message.hpp"
 #include "icap-milter/mime/walker.hpp"
@@ -44,7 +45,6 @@
 
 namespace {
 
-constexpr const char* kDefaultConfig = "/etc/icap-milter/icap-milter.conf";
 constexpr std::size_t kMaxMessage = 256u << 20;
 
 // usage - the synopsis, as in icap-milterctl(8).
@@ -339,7 +339,7 @@ int main(int argc, char** argv) {
             // QuarantineDirectory and SendmailCommand from the config (-c,
             // or the default one when it exists); --dir and --sendmail win.
             icapm::QuarantineSettings settings;
-            std::string conf = quarantine_conf.empty() ? kDefaultConfig : quarantine_conf;
+            std::string conf = quarantine_conf.empty() ? icapm::paths::config_file() : quarantine_conf;
             if (!quarantine_conf.empty() || ::access(conf.c_str(), R_OK) == 0) {
                 std::vector<icapm::ConfigError> errors;
                 auto config = icapm::load_config(conf, errors);
@@ -360,7 +360,7 @@ int main(int argc, char** argv) {
         if (args[0] == "mime" && (args.size() == 2 || (args.size() == 4 && (args[2] == "-c" || args[2] == "--config"))))
             return mime(args[1], args.size() == 4 ? args[3] : std::string());
         if (args[0] == "token" && args.size() >= 2) {
-            std::string conf = kDefaultConfig, scan_version, header = "X-Scan-Token", target;
+            std::string conf = icapm::paths::config_file(), scan_version, header = "X-Scan-Token", target;
             bool conf_given = false;
             for (std::size_t i = 2; i < args.size(); ++i) {
                 if ((args[i] == "-c" || args[i] == "--config") && i + 1 < args.size()) {

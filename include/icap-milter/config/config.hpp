@@ -8,6 +8,8 @@
 //   (config/schema.cpp), which reads the default from a default Config.
 #pragma once
 
+#include "icap-milter/config/paths.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -34,11 +36,11 @@ std::optional<Action> parse_action(std::string_view text) noexcept;
 
 struct Config {
     // Daemon
-    std::string socket = "unix:/run/icap-milter/icap-milter.sock";
+    std::string socket = "unix:" + paths::run_directory() + "/icap-milter.sock";
     unsigned socket_mode = 0660;            // SocketMode (octal), unix sockets only
     std::string socket_group;               // SocketGroup, empty = primary group of User
     std::string user;                       // User, empty = do not change user
-    std::string pid_file = "/run/icap-milter/icap-milter.pid";
+    std::string pid_file = paths::run_directory() + "/icap-milter.pid";
     std::string temp_directory = "/var/tmp";
     unsigned milter_timeout = 300;          // MilterTimeout, seconds (smfi_settimeout)
 

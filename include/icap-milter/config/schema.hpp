@@ -31,7 +31,7 @@ struct OptionSpec {
     // get - the current value(s) as config-file text (one per line when repeatable).
     std::function<std::vector<std::string>(const Config&)> get;
     std::string_view section = {};  // heading in the sample config ("Daemon", "Scanners", ...)
-    std::string_view sample = {};   // value the sample config ships active ("" = commented default)
+    std::string_view sample = {};   // example the sample config shows commented out ("" = the default)
 };
 
 // schema - every key, in documentation order.
