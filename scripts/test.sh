@@ -7,13 +7,18 @@
 #   3. the scanner, pool, session and queue tests under TSan (./build-tsan)
 #   4. both libFuzzer harnesses for 60 s each: tests/fuzz/run.sh
 #      icap_response 60 and tests/fuzz/run.sh mime 60 (./build-fuzz)
-#   5. the integration suite against real Postfix, c-icap, clamd and TLS
+#   5. packaging (scripts/package.sh): make distcheck, the rpm with
+#      rpmlint, the .deb with lintian, the unit's systemd-analyze score
+#   6. the integration suite against real Postfix, c-icap, clamd and TLS
+#      (real sendmail too), with the .deb of step 5 installed and run as
+#      its unit runs it (case package_deb)
 # A sanitizer report fails its step even when every test case passed.
 # The last line is "tests: N passed, M failed": the doctest case counts
-# of steps 1-3, one per fuzz run and the integration cases. The exit
+# of steps 1-3, one per fuzz run, one per packaging check and the
+# integration cases. The exit
 # status is non-zero when anything failed.
-# ICAPM_SKIP_INTEGRATION=1 skips step 5 for quick local runs; it is
-# ignored when CI=true, so CI always runs everything.
+# ICAPM_SKIP_INTEGRATION=1 skips steps 5 and 6 for quick local runs; it
+# is ignored when CI=true, so CI always runs everything.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -148,7 +153,24 @@ for i in "${!fuzzers[@]}"; do
 done
 echo "   fuzz runs: $((SECONDS - t0)) s"
 
-echo "== integration tests (real Postfix, c-icap, clamd, TLS)"
+echo "== packaging (make distcheck, rpm + rpmlint, deb + lintian, unit security)"
+p_pass=0 p_fail=0 pkg_rc=0
+if [ "${ICAPM_SKIP_INTEGRATION:-}" = 1 ] && [ "${CI:-}" != true ]; then
+  echo "   skipped (ICAPM_SKIP_INTEGRATION=1)"
+else
+  t0=$SECONDS
+  bash scripts/package.sh "$top/build-pkg" </dev/null 2>&1 | tee "$tmp/package.log" || pkg_rc=$?
+  read -r p_pass p_fail < <(sed -n 's/^packaging: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' \
+      "$tmp/package.log" | tail -n 1) || true
+  p_pass=${p_pass:-0}; p_fail=${p_fail:-0}
+  [ $pkg_rc -eq 0 ] || [ "$p_fail" -gt 0 ] || p_fail=1
+  # The integration suite installs this .deb (case package_deb).
+  deb=$(ls "$top"/build-pkg/deb/icap-milter_*.deb 2>/dev/null | head -n 1 || true)
+  [ -z "$deb" ] || export ICAPM_DEB=$deb
+  echo "   packaging: $((SECONDS - t0)) s"
+fi
+
+echo "== integration tests (real Postfix, sendmail, c-icap, clamd, TLS)"
 i_pass=0 i_fail=0 integ_rc=0
 if [ "${ICAPM_SKIP_INTEGRATION:-}" = 1 ] && [ "${CI:-}" != true ]; then
   echo "   skipped (ICAPM_SKIP_INTEGRATION=1)"
@@ -165,6 +187,7 @@ fi
 
 echo "unit: $u_pass passed, $u_fail failed; asan: $a_pass passed, $a_fail failed;" \
      "tsan: $t_pass passed, $t_fail failed; fuzz: $f_pass passed, $f_fail failed;" \
-     "integration: $i_pass passed, $i_fail failed"
-echo "tests: $((u_pass + a_pass + t_pass + f_pass + i_pass)) passed, $((u_fail + a_fail + t_fail + f_fail + i_fail)) failed"
-[ $((u_fail + a_fail + t_fail + f_fail + i_fail)) -eq 0 ] && [ $unit_rc -eq 0 ] && [ $integ_rc -eq 0 ]
+     "packaging: $p_pass passed, $p_fail failed; integration: $i_pass passed, $i_fail failed"
+echo "tests: $((u_pass + a_pass + t_pass + f_pass + p_pass + i_pass)) passed," \
+     "$((u_fail + a_fail + t_fail + f_fail + p_fail + i_fail)) failed"
+[ $((u_fail + a_fail + t_fail + f_fail + p_fail + i_fail)) -eq 0 ] && [ $unit_rc -eq 0 ] && [ $integ_rc -eq 0 ]
