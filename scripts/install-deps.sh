@@ -11,7 +11,7 @@ BUILD_PKGS=(
 )
 # Packaging (scripts/package.sh): the .deb with its lintian check, the
 # rpm with rpmlint, and systemd-analyze for the unit's security score.
-PACKAGE_PKGS=(debhelper dpkg-dev fakeroot lintian rpm rpmlint systemd)
+PACKAGE_PKGS=(debhelper dpkg-dev fakeroot lintian rpm rpmlint elfutils systemd)
 # The fuzz harnesses (tests/fuzz/run.sh) need clang's libFuzzer runtime
 # and llvm-symbolizer. The ASan/UBSan/TSan unit test builds use g++, whose
 # sanitizer runtimes come with build-essential (libgcc-12-dev).
