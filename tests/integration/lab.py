@@ -553,7 +553,35 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
-class Postfix:
+class MaillogReader:
+    """MaillogReader - queue-id look-ups in an MTA's maillog file (the
+    maillog attribute): Postfix here, sendmail in sendmail_lab.py."""
+
+    maillog: Path
+
+    def log_text(self) -> str:
+        """log_text - the maillog so far."""
+        try:
+            return self.maillog.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_lines(self, queue_id: str) -> list[str]:
+        """log_lines - maillog lines about one queue id."""
+        return [l for l in self.log_text().splitlines() if f": {queue_id}:" in l]
+
+    def wait_log_line(self, queue_id: str, text: str, timeout: float = 10.0) -> Optional[str]:
+        """wait_log_line - the first maillog line about queue_id containing
+        text, waiting up to timeout seconds for it (postlogd writes late)."""
+        def find() -> Optional[str]:
+            return next((l for l in self.log_lines(queue_id) if text in l), None)
+        try:
+            return wait_until(find, timeout, f"'{text}' for {queue_id} in {self.maillog}", 0.1)
+        except LabError:
+            return None
+
+
+class Postfix(MaillogReader):
     """Postfix - a private Postfix instance: its own config_directory,
     queue_directory, data_directory and maillog_file under the lab, smtpd
     on 127.0.0.1:smtp_port, everything relayed to relay_port (a sink, or
@@ -689,13 +717,6 @@ class Postfix:
             except ProcessLookupError:
                 pass
 
-    def log_text(self) -> str:
-        """log_text - the instance's maillog so far."""
-        try:
-            return self.maillog.read_text(errors="replace")
-        except OSError:
-            return ""
-
     def queue_id_for(self, message_id: str, timeout: float = 10.0) -> Optional[str]:
         """queue_id_for - the queue id cleanup logged for a Message-ID."""
         pattern = re.compile(r"postfix/cleanup\[\d+\]: ([0-9A-F]+): message-id="
@@ -706,20 +727,6 @@ class Postfix:
             return m.group(1) if m else None
         try:
             return wait_until(find, timeout, f"message-id {message_id} in {self.maillog}")
-        except LabError:
-            return None
-
-    def log_lines(self, queue_id: str) -> list[str]:
-        """log_lines - maillog lines about one queue id."""
-        return [l for l in self.log_text().splitlines() if f": {queue_id}:" in l]
-
-    def wait_log_line(self, queue_id: str, text: str, timeout: float = 10.0) -> Optional[str]:
-        """wait_log_line - the first maillog line about queue_id containing
-        text, waiting up to timeout seconds for it (postlogd writes late)."""
-        def find() -> Optional[str]:
-            return next((l for l in self.log_lines(queue_id) if text in l), None)
-        try:
-            return wait_until(find, timeout, f"'{text}' for {queue_id} in {self.maillog}", 0.1)
         except LabError:
             return None
 

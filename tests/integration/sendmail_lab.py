@@ -43,7 +43,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from lab import LOOPBACK, Daemon, LabError, pid_alive, run, tail, wait_until
+from lab import LOOPBACK, Daemon, LabError, MaillogReader, pid_alive, run, tail
 
 # The packages unpacked (never installed). libwrap0 is a dependency of
 # sendmail-bin that a Postfix-only Debian 12 does not have.
@@ -159,7 +159,7 @@ class SyslogSink:
         self.path.unlink(missing_ok=True)
 
 
-class Sendmail(Daemon):
+class Sendmail(MaillogReader, Daemon):
     """Sendmail - one private sendmail instance: smtpd on 127.0.0.1:smtp_port,
     everything relayed to 127.0.0.1:relay_port, every SMTP message passed
     to the milter on milter_socket (F=T: no milter, no mail accepted)."""
@@ -358,26 +358,6 @@ MAILER(`smtp')dnl
                     and pid_alive(int(proc.name))):
                 pids.append(int(proc.name))
         return pids
-
-    def log_text(self) -> str:
-        """log_text - sendmail's syslog lines so far."""
-        try:
-            return self.maillog.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_lines(self, queue_id: str) -> list[str]:
-        """log_lines - maillog lines about one queue id."""
-        return [l for l in self.log_text().splitlines() if f": {queue_id}: " in l]
-
-    def wait_log_line(self, queue_id: str, text: str, timeout: float = 10.0) -> Optional[str]:
-        """wait_log_line - the first maillog line about queue_id containing text."""
-        def find() -> Optional[str]:
-            return next((l for l in self.log_lines(queue_id) if text in l), None)
-        try:
-            return wait_until(find, timeout, f"'{text}' for {queue_id} in {self.maillog}", 0.1)
-        except LabError:
-            return None
 
     def queue_files(self) -> list[str]:
         """queue_files - what is left in the queue directory."""
