@@ -37,7 +37,7 @@ public:
     const Base64Anomalies& anomalies() const noexcept { return seen_; }
 
 private:
-    void flush(std::string& out);
+    std::size_t flush(char* w);
 
     std::uint32_t acc_ = 0; // bits of the current quantum, 6 per character
     unsigned count_ = 0;    // characters in the current quantum (0..3)
