@@ -144,7 +144,7 @@ void note_queue_id(SMFICTX* ctx, MessageContext& msg) {
 void spool_write(MessageContext& msg, std::string_view data) {
     if (msg.spool_failed) return;
     try {
-        msg.spool.append(data);
+        msg.spool->append(data);
     } catch (const std::exception& e) {
         msg.spool_failed = true;
         msg.spool_error = e.what();
@@ -199,7 +199,7 @@ Plan plan_for(const ConnState& st, const MessageContext& msg, const Outcome& out
             repl.push_back({item.part_id, render(c.clean_template, part, true)});
         }
         try {
-            if (!repl.empty()) rebuilt = clean_message(msg.spool, repl);
+            if (!repl.empty()) rebuilt = clean_message(*msg.spool, repl);
         } catch (const std::exception& e) {
             spdlog::error("{}: Job-{}: clean: {}", msg.queue_id, msg.job, sanitize(e.what()));
         }
@@ -460,7 +460,7 @@ sfsistat on_eom(SMFICTX* ctx) {
                         .count();
     spdlog::info("{}: Job-{}: from=<{}> rcpts={} size={} parts={} verdicts=[{}] status={} action={} reason=\"{}\" "
                  "{}{}client={} ms={}",
-                 msg->queue_id, msg->job, msg->sender, msg->recipients, msg->spool.size(), out.parts, out.parts_log,
+                 msg->queue_id, msg->job, msg->sender, msg->recipients, msg->spool->size(), out.parts, out.parts_log,
                  to_string(out.decision.status), to_string(plan.action), sanitize(out.decision.reason, 300),
                  out.token_log, out.token_log.empty() ? "" : " ", st->client, ms);
     return answer;

@@ -9,7 +9,7 @@ namespace icapm {
 // MessageContext - empty message with a spool sized from the config.
 MessageContext::MessageContext(const Config& config)
     : job(next_job_id()), queue_id("NOQUEUE"),
-      spool(config.temp_directory, static_cast<std::size_t>(config.spool_memory_limit)),
+      spool(std::make_shared<Spool>(config.temp_directory, static_cast<std::size_t>(config.spool_memory_limit))),
       started(std::chrono::steady_clock::now()) {}
 
 // next_job_id - 1, 2, 3 ... for the life of the process.

@@ -36,7 +36,7 @@ bool release_claimed(const Runtime& rt, const MessageContext& msg) {
     if (!rt.quarantine || msg.release_id.empty()) return false;
     if (!valid_quarantine_id(msg.release_id)) return false;
     try {
-        auto src = msg.spool.reader();
+        auto src = msg.spool->reader();
         return rt.quarantine->claim_release(msg.release_id, body_digest(*src));
     } catch (const std::exception& e) {
         spdlog::error("{}: Job-{}: quarantine: release check of {} failed: {}", msg.queue_id, msg.job,
@@ -59,7 +59,7 @@ std::string keep_copy(const Runtime& rt, const MessageContext& msg, const Outcom
     meta.viruses = out.decision.threats;
     meta.status = out.decision.status;
     meta.action = action;
-    QuarantineEntry e = rt.quarantine->store(msg.spool, std::move(meta));
+    QuarantineEntry e = rt.quarantine->store(*msg.spool, std::move(meta));
     ++counters().quarantine_stored;
     counters().quarantine_bytes += e.size;
     return e.id;

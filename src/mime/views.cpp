@@ -15,27 +15,25 @@
 
 namespace icapm {
 
-// whole_message_item - the raw message, copied and hashed.
-ScanItem whole_message_item(const Spool& raw, const WalkLimits& limits) {
+// whole_message_item - the raw message: shared, or copied. Views are
+// not hashed: no token covers them (is_view_id), and the hash would cost
+// as much as the copy.
+ScanItem whole_message_item(const Spool& raw, const WalkLimits& limits, std::shared_ptr<const Spool> shared) {
     ScanItem it;
     it.part_id = "0";
     it.filename = "message.eml";
     it.content_type = "message/rfc822";
     it.transfer_encoding = "binary";
-    bool keep = raw.size() <= limits.max_scan_size;
-    // Charged to nobody: this copy replaces the parts that were not made.
-    auto copy = keep ? std::make_shared<Spool>(limits.temp_dir, limits.memory_limit) : nullptr;
-    Sha256 hash;
-    auto src = raw.reader();
-    std::vector<char> buf(64 * 1024);
-    for (std::size_t n; (n = src->read(buf)) > 0;) {
-        std::string_view chunk(buf.data(), n);
-        hash.update(chunk);
-        if (copy) copy->append(chunk);
-    }
     it.size = raw.size();
-    it.sha256 = hash.finish();
-    if (keep) {
+    const bool keep = raw.size() <= limits.max_scan_size;
+    if (keep && shared) {
+        it.data = std::move(shared);
+    } else if (keep) {
+        // Charged to nobody: this copy replaces the parts that were not made.
+        auto copy = std::make_shared<Spool>(limits.temp_dir, limits.memory_limit);
+        auto src = raw.reader();
+        std::vector<char> buf(64 * 1024);
+        for (std::size_t n; (n = src->read(buf)) > 0;) copy->append(std::string_view(buf.data(), n));
         it.data = std::move(copy);
     } else {
         it.scannable = false;
@@ -77,11 +75,7 @@ void add_text_view(WalkResult& result, const WalkLimits& limits) {
     std::vector<char> buf(64 * 1024);
     for (std::size_t g = 0; g < groups.size(); ++g) {
         auto view = std::make_shared<Spool>(limits.temp_dir, limits.memory_limit);
-        Sha256 hash;
-        auto put = [&](std::string_view bytes) {
-            view->append(bytes);
-            hash.update(bytes);
-        };
+        auto put = [&](std::string_view bytes) { view->append(bytes); };
         put(kHead);
         for (const ScanItem* t : groups[g]) {
             auto r = t->data->reader();
@@ -94,7 +88,6 @@ void add_text_view(WalkResult& result, const WalkLimits& limits) {
         it.content_type = "message/rfc822";
         it.transfer_encoding = "8bit";
         it.size = view->size();
-        it.sha256 = hash.finish();
         if (it.size > limits.max_scan_size) {
             // One text part nearly max_scan_size: the view adds its header.
             it.scannable = false;
@@ -119,7 +112,8 @@ std::string walk_report(const WalkResult& r) {
     for (const auto& s : r.suspects) out += "suspect: " + s + "\n";
     for (const auto& it : r.items) {
         out += "item " + it.part_id + " type=" + it.content_type + " enc=" + it.transfer_encoding + " file=\"" +
-               it.filename + "\" size=" + std::to_string(it.size) + " sha256=" + to_hex(it.sha256).substr(0, 16);
+               it.filename + "\" size=" + std::to_string(it.size) + " sha256=" +
+               (is_view_id(it.part_id) ? std::string("-") : to_hex(it.sha256).substr(0, 16));
         out += it.scannable ? " scannable" : " unscannable(" + it.unscannable_reason + ")";
         out += "\n";
     }

@@ -870,12 +870,15 @@ void mime_init() {
     std::call_once(once, [] { g_mime_init(); });
 }
 
-// walk_message - parse, walk, and add the whole-message view: always
-// when a limit stopped the walk (so nothing goes unscanned), and as
-// limits.whole_message says otherwise. Suspect MIME needs the view to
-// complete the union of readings: without it (mode Never, or a message
-// over max_scan_size) the suspects become ambiguities.
-WalkResult walk_message(const Spool& message, const WalkLimits& limits) {
+namespace {
+
+// walk - walk_message's work: parse, walk, and add the whole-message
+// view (part 0 reading shared when given): always when a limit stopped
+// the walk (so nothing goes unscanned), and as limits.whole_message says
+// otherwise. Suspect MIME needs the view to complete the union of
+// readings: without it (mode Never, or a message over max_scan_size) the
+// suspects become ambiguities.
+WalkResult walk(const Spool& message, const WalkLimits& limits, std::shared_ptr<const Spool> shared) {
     mime_init();
     WalkResult result;
     Walker w(limits, result);
@@ -892,7 +895,7 @@ WalkResult walk_message(const Spool& message, const WalkLimits& limits) {
         result.suspects.clear();
     }
     if (wanted && fits) {
-        result.items.push_back(whole_message_item(message, limits));
+        result.items.push_back(whole_message_item(message, limits, std::move(shared)));
     } else if (wanted) {
         // A limit's fallback item is then unscannable (size) and says so;
         // otherwise the view is a second reading only and is skipped.
@@ -905,6 +908,15 @@ WalkResult walk_message(const Spool& message, const WalkLimits& limits) {
     // big for part 0 still gets them.
     if (limits.whole_message == WholeMessage::Always) add_text_view(result, limits);
     return result;
+}
+
+} // namespace
+
+WalkResult walk_message(const Spool& message, const WalkLimits& limits) { return walk(message, limits, nullptr); }
+
+WalkResult walk_message(std::shared_ptr<const Spool> message, const WalkLimits& limits) {
+    const Spool& raw = *message;
+    return walk(raw, limits, std::move(message));
 }
 
 } // namespace icapm

@@ -30,7 +30,9 @@ struct MessageContext {
     std::optional<std::string> subject; // the first Subject header's value (bounded)
     std::map<std::string, int> header_counts; // Content-* and MIME-Version fields (lower case) -> count
     std::string release_id;        // X-Icap-Milter-Released: a quarantine copy re-injected by release
-    Spool spool;                   // headers + body as received
+    // Headers + body as received. Shared: the whole-message scan item
+    // (part 0) reads it, and may outlive this context when a scan times out.
+    std::shared_ptr<Spool> spool;
     bool spool_failed = false;     // append failed: OnFail at end of message
     std::string spool_error;
     bool in_body = false;          // the blank line after the headers is written

@@ -34,6 +34,11 @@ namespace icapm {
 // spool, binary noise) and std::system_error on temp file errors.
 WalkResult walk_message(const Spool& message, const WalkLimits& limits);
 
+// walk_message - the same, with the whole-message item (part 0) reading
+// message itself instead of a copy of it (the milter's path: the spool
+// is complete and no longer appended to).
+WalkResult walk_message(std::shared_ptr<const Spool> message, const WalkLimits& limits);
+
 // walk_report - the walk as text: "structure: hashable|suspect|ambiguous",
 // the limit and every reason, then one line per item (part id, type,
 // encoding, file name, size, SHA-256 prefix, scannable or why not).
