@@ -27,6 +27,7 @@
 #include "tools/check_scanners.hpp"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <libmilter/mfapi.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -231,8 +232,20 @@ void drain(std::chrono::seconds limit) {
         spdlog::warn("stopping with {} session(s) still open", icapm::active_connections());
 }
 
+// tune_malloc - keep message-sized buffers (spools, decoded parts) in
+// the heap and keep freed heap memory. glibc's defaults serve them from
+// mmap and trim the heap, so every message faults its buffers in again:
+// a third of the CPU of spooling and walking a 137 KB message (0.34 ->
+// 0.23 ms). Memory stays bounded by the spool limits; what is freed is
+// reused by the next message rather than returned to the kernel.
+void tune_malloc() {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
 // run - everything after the config is known to be good.
 int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
+    tune_malloc();
     icapm::mime_init();
     if (!opt.foreground) icapm::daemonize();
 
