@@ -52,7 +52,8 @@ const char* warning_name(GMimeParserWarning w);
 std::string printable(const char* s, std::size_t max = 64);
 
 // open_stream - a GMime stream over the spool's content (a dup of its fd,
-// or its memory).
+// or its memory, read in place: the stream must not outlive the spool,
+// and the spool must not be appended to meanwhile).
 GObjectPtr<GMimeStream> open_stream(const Spool& spool);
 
 } // namespace icapm
