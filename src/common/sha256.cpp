@@ -11,12 +11,27 @@
 
 namespace icapm {
 
+namespace {
+
+// sha256_md - SHA-256 fetched once for the process: with EVP_sha256()
+// OpenSSL 3 looks the implementation up again at every init (a lock and
+// a table search per part and per message).
+const EVP_MD* sha256_md() {
+    static const EVP_MD* const md = [] {
+        const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+        return fetched ? fetched : EVP_sha256();
+    }();
+    return md;
+}
+
+} // namespace
+
 // CtxFree - release an EVP_MD_CTX.
 void Sha256::CtxFree::operator()(EVP_MD_CTX* p) const noexcept { EVP_MD_CTX_free(p); }
 
 // Sha256 - a fresh context, ready for update().
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1)
+    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), sha256_md(), nullptr) != 1)
         throw std::runtime_error("sha256: EVP init failed");
 }
 
@@ -31,7 +46,7 @@ Digest Sha256::finish() {
     Digest d{};
     unsigned len = 0;
     if (EVP_DigestFinal_ex(ctx_.get(), d.data(), &len) != 1 || len != d.size() ||
-        EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1)
+        EVP_DigestInit_ex(ctx_.get(), sha256_md(), nullptr) != 1)
         throw std::runtime_error("sha256: EVP final failed");
     return d;
 }
