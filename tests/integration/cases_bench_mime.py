@@ -39,7 +39,8 @@ import zlib
 from email.message import EmailMessage
 
 import mail
-from cases_token import _group_cpu, _self_tested
+from cases_token import _self_tested
+from lab import group_cpu
 
 ROUND_MESSAGES = 150
 ROUNDS = ("never", "always") * 3
@@ -169,7 +170,7 @@ def register(run) -> None:
                     text_views = sum(1 for msg in msgs if _encoded_text(msg))
                     req0 = s.icap_requests()
                     cpu0 = m.cpu_seconds()
-                    icap0, clamd0 = _group_cpu(s.icap.pid), _group_cpu(s.clamd.pid)
+                    icap0, clamd0 = group_cpu(s.icap.pid), group_cpu(s.clamd.pid)
                     outs, secs = run._send_many(port, msgs, SESSIONS)
                     ok = [o for o in outs if o.code == 250]
                     ck.expect(len(ok) == len(msgs),
@@ -179,8 +180,8 @@ def register(run) -> None:
                     ck.expect(len(have) == len(ok), f"{label}: {len(have)}/{len(ok)} delivered")
                     time.sleep(0.5)   # the last RESPMODs' log lines, clamd's last work
                     cpu = m.cpu_seconds() - cpu0
-                    icap_cpu = _group_cpu(s.icap.pid) - icap0
-                    clamd_cpu = _group_cpu(s.clamd.pid) - clamd0
+                    icap_cpu = group_cpu(s.icap.pid) - icap0
+                    clamd_cpu = group_cpu(s.clamd.pid) - clamd0
                     respmod = s.icap_requests() - req0
                     statuses: dict[str, int] = {}
                     for got in s.sink.messages():

@@ -55,7 +55,7 @@ from typing import Optional
 
 import mail
 from cases_token import _self_tested
-from lab import Clamd, Daemon, tail
+from lab import Clamd, Daemon, group_cpu, tail
 
 ROUNDS = 2
 # (label, attachment bytes, sessions, messages per round)
@@ -136,25 +136,6 @@ def _hwm_kb(pid: Optional[int]) -> int:
     except (OSError, ValueError):
         pass
     return 0
-
-
-def _group_cpu(pgid: Optional[int]) -> float:
-    """_group_cpu - CPU seconds of process group pgid: utime+stime of its
-    live processes plus cutime+cstime (the children they reaped, e.g.
-    Postfix's smtpd and cleanup processes that exited)."""
-    if not pgid:
-        return 0.0
-    total = 0
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += sum(int(f) for f in fields[11:15])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _own_cpu() -> float:
@@ -250,11 +231,11 @@ def register(run) -> None:
                             msgs = [mail.large_clean(size, f"peer {label} {i}")
                                     for i in range(count)]   # built before the clock starts
                             pid = pids[setup]() if setup in pids else None
-                            before = (_group_cpu(pid), _group_cpu(s.clamd.pid),
-                                      _group_cpu(s.icap.pid), _group_cpu(pf.pid), _own_cpu())
+                            before = (group_cpu(pid), group_cpu(s.clamd.pid),
+                                      group_cpu(s.icap.pid), group_cpu(pf.pid), _own_cpu())
                             outs, secs = run._send_many(pf.smtp_port, msgs, sessions)
-                            after = (_group_cpu(pid), _group_cpu(s.clamd.pid),
-                                     _group_cpu(s.icap.pid), _group_cpu(pf.pid), _own_cpu())
+                            after = (group_cpu(pid), group_cpu(s.clamd.pid),
+                                     group_cpu(s.icap.pid), group_cpu(pf.pid), _own_cpu())
                             del msgs
                             ok = {o.message_id for o in outs if o.code == 250}
                             ck.expect(len(ok) == count,

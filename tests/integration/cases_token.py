@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import mail
-from lab import CIcap, Milter, poll
+from lab import CIcap, Milter, group_cpu, poll
 
 TOKEN_HEADER = "X-Scan-Token"
 COST_MESSAGES = 200
@@ -169,24 +169,6 @@ def _stats(m: Milter, timeout: float = 10.0) -> dict[str, int]:
     as {name: value}."""
     line = m.stats(timeout)
     return {k: int(v) for k, v in re.findall(r"(Token\.[A-Za-z]+(?:\.[\w-]+)?): (\d+)", line)}
-
-
-def _group_cpu(pgid: Optional[int]) -> float:
-    """_group_cpu - user plus system CPU seconds of the live processes in
-    process group pgid (a c-icap and its children), from /proc."""
-    if not pgid:
-        return 0.0
-    total = 0
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _self_tested(*milters: Milter, timeout: float = 60.0) -> None:
@@ -450,7 +432,7 @@ def register(run) -> None:
                     before_b = s.icap_requests(h.icap_b)
                     cpu0 = mb.cpu_seconds()
                     cpu_a0 = ma.cpu_seconds()
-                    icap0, clamd0 = _group_cpu(h.icap_b.pid), _group_cpu(s.clamd.pid)
+                    icap0, clamd0 = group_cpu(h.icap_b.pid), group_cpu(s.clamd.pid)
                     outs, secs = run._send_many(port, msgs, 4)
                     ok = [o for o in outs if o.code == 250]
                     ck.expect(len(ok) == COST_MESSAGES, f"{label}: {len(ok)}/{COST_MESSAGES} "
@@ -462,8 +444,8 @@ def register(run) -> None:
                     cpu_a = ma.cpu_seconds() - cpu_a0
                     respmod = s.icap_requests(h.icap_b) - before_b
                     # clamd is shared: in the token phase its work is A's scans.
-                    icap_cpu = _group_cpu(h.icap_b.pid) - icap0
-                    clamd_cpu = _group_cpu(s.clamd.pid) - clamd0
+                    icap_cpu = group_cpu(h.icap_b.pid) - icap0
+                    clamd_cpu = group_cpu(s.clamd.pid) - clamd0
                     per = 1000 * cpu / max(1, len(have))
                     figures[label] = per
                     ck.note(f"{label}: {len(have)} messages (text + csv + 16 KB binary), "

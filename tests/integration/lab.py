@@ -131,6 +131,26 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def group_cpu(pgid: Optional[int]) -> float:
+    """group_cpu - CPU seconds of process group pgid (a daemon started by
+    the lab leads its own group): utime+stime of its live processes plus
+    cutime+cstime, the children they reaped (c-icap's, Postfix's smtpd and
+    cleanup), so a child that exits inside a measured window still counts."""
+    if not pgid:
+        return 0.0
+    total = 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += sum(int(f) for f in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 class PortAllocator:
     """PortAllocator - hands out free loopback TCP ports, never the same one
     twice in a run (the kernel may otherwise return a port twice before
