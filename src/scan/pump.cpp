@@ -115,12 +115,13 @@ Pump::Step Pump::failure(std::string why, bool disconnected) {
     return Step::Failed;
 }
 
-// wait - poll in slices when the exchange can be cancelled.
+// wait - poll in slices when the exchange can be cancelled. The deadline
+// is taken once: re-taking it per slice would restart the io timeout.
 int Pump::wait(short events) {
     constexpr std::chrono::milliseconds kCancelSlice{200};
+    const Deadline until = deadline();
+    if (!cancel_) return wait_fd(c_.fd(), events, until);
     while (true) {
-        const Deadline until = deadline();
-        if (!cancel_) return wait_fd(c_.fd(), events, until);
         const int rev = wait_fd(c_.fd(), events, std::min(until, SteadyClock::now() + kCancelSlice));
         if (rev != 0) return rev;
         if (cancel_->load()) {
