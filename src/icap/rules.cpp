@@ -325,7 +325,7 @@ Verdict classify_respmod(const IcapResponse& r, const SentBody& sent) {
         how = fmt::format("content replaced with HTTP {} {}", r.http_status, clean_threat_name(r.http_reason));
     else if (r.body_length != sent.length)
         how = fmt::format("returned {} of {} bytes", r.body_length, sent.length);
-    else if (r.body_sha256 != sent.sha256)
+    else if (!sent.sha256 || r.body_sha256 != sent.sha256())
         how = "returned content differs";
     if (how.empty()) {
         v.kind = VerdictKind::Clean; // echoed unchanged (no Allow: 204 honoured)

@@ -250,6 +250,24 @@ struct IcapSession::Impl {
         return opts;
     }
 
+    // reread_digest - SHA-256 of the first upto bytes of data, read again
+    // from the start: only a 200 echo needs it, so the send path does not
+    // hash. A source that yields other bytes the second time gives another
+    // digest, so its echo is never taken for clean.
+    Digest reread_digest(ByteSource& data, std::uint64_t upto) {
+        data.rewind();
+        Sha256 h;
+        std::uint64_t done = 0;
+        while (done < upto) {
+            const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), upto - done));
+            const std::size_t n = std::min(data.read(std::span<char>(chunk.data(), want)), want);
+            if (n == 0) break;
+            h.update(std::string_view(chunk.data(), n));
+            done += n;
+        }
+        return h.finish();
+    }
+
     // respmod - one RESPMOD attempt; fills *verdict when a reply came.
     AttemptResult respmod(Deadline dl, const ScanRequest& req, ByteSource& data, const ServerOptions& o,
                           Verdict* verdict) {
@@ -266,7 +284,6 @@ struct IcapSession::Impl {
         lim.max_body = size > UINT64_MAX - kReplySlack ? UINT64_MAX : size + kReplySlack;
         ResponseParser parser(lim);
         Pump pump(*conn, parser, timeouts, dl, rbuf, req.cancel);
-        Sha256 sha;
         std::uint64_t sent = 0;
         bool upload_complete = false;    // the whole body and its last chunk went out
         bool decided_on_preview = false; // final reply to a preview: the exchange is over
@@ -280,7 +297,6 @@ struct IcapSession::Impl {
                 if (n == 0) throw SourceError(fmt::format("item ended at {} of {} bytes", sent, size));
                 n = std::min(n, want);
                 std::string_view bytes(chunk.data(), n);
-                sha.update(bytes);
                 sent += n;
                 std::string framed = chunk_header(n);
                 framed.append(bytes);
@@ -338,7 +354,7 @@ struct IcapSession::Impl {
         finish(!early && !resp.connection_close && parser.excess() == 0 && !pump.peer_closed(),
                early || continue_then_final);
 
-        SentBody body{sent, sha.finish(), upload_complete && sent == size};
+        SentBody body{sent, [&] { return reread_digest(data, sent); }, upload_complete && sent == size};
         *verdict = classify_respmod(resp, body);
         std::string istag = istag_of(resp);
         if (istag.empty() && opts) istag = opts->istag;

@@ -34,7 +34,8 @@ IcapResponse parse_file(const std::string& name) {
 SentBody sent_of(const std::string& body) {
     Sha256 h;
     h.update(body);
-    return SentBody{body.size(), h.finish(), true};
+    const Digest d = h.finish();
+    return SentBody{body.size(), [d] { return d; }, true};
 }
 
 // sent_for - the SentBody of what the client sends for this golden file.
@@ -95,8 +96,14 @@ TEST_CASE("icap verdict: a 200 echo is clean only when complete and identical") 
     CHECK(cut.threats == std::vector<std::string>{"blocked by scanner"});
     CHECK(cut.reason.find("returned") != std::string::npos);
     SentBody other = s;
-    other.sha256[0] ^= 1;
+    other.sha256 = [d = s.sha256()]() mutable {
+        d[0] ^= 1;
+        return d;
+    };
     CHECK(classify_respmod(r, other).kind == VerdictKind::Infected);
+    SentBody unknown = s;
+    unknown.sha256 = nullptr; // no digest to compare: never taken for an echo
+    CHECK(classify_respmod(r, unknown).kind == VerdictKind::Infected);
 }
 
 TEST_CASE("icap verdict: no status is clean by default") {

@@ -16,6 +16,7 @@
 #include "icap-milter/icap/verdict.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,7 +30,10 @@ inline constexpr std::size_t kMaxThreats = 16;
 // SentBody - what the client sent, to recognise an unmodified echo.
 struct SentBody {
     std::uint64_t length = 0;  // bytes of the item sent
-    Digest sha256{};           // their SHA-256
+    // Their SHA-256, asked for only when a 200 returns a body of the same
+    // length: most replies are 204, and hashing every byte sent cost the
+    // send path a second SHA-256 pass. Empty: unknown, never an echo.
+    std::function<Digest()> sha256;
     bool complete = true;      // the whole item reached the server
 };
 
