@@ -524,6 +524,13 @@ std::vector<OptionSpec> build() {
          "Bytes of a message kept in memory; the rest goes to a file in TempDirectory. 0 spools every "
          "message to a file."},
         &Config::spool_memory_limit));
+    t.push_back(size_option(
+        {mime, "SpoolMemoryTotal", "0-4G",
+         "Bytes all spools together keep in memory: the messages being received and the decoded parts of "
+         "those being scanned. Past it a spool goes to its file in TempDirectory at once, so many sessions "
+         "with large messages cannot hold sessions times SpoolMemoryLimit in memory. 0 spools everything "
+         "to files. A reload changes it for the spools that grow from then on."},
+        &Config::spool_memory_total));
     t.push_back(uint_option(
         {mime, "MaxMimeDepth", "1-64",
          "Deepest MIME nesting (multiparts and attached messages) walked. A deeper message is ambiguous "

@@ -339,7 +339,7 @@ sfsistat on_connect(SMFICTX* ctx, const char* hostname, const char* addr_text) {
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     ConnState* st = ensure_state(ctx);
     if (!st->runtime) st->runtime = current_runtime();
-    st->message = std::make_unique<MessageContext>(*st->runtime->config);
+    st->message = std::make_unique<MessageContext>(*st->runtime->config, st->runtime->spool_budget);
     std::string_view sender = argv && argv[0] ? argv[0] : "";
     if (sender.size() >= 2 && sender.front() == '<' && sender.back() == '>') sender = sender.substr(1, sender.size() - 2);
     st->message->sender = sanitize(sender, 256);

@@ -6,10 +6,12 @@
 
 namespace icapm {
 
-// MessageContext - empty message with a spool sized from the config.
-MessageContext::MessageContext(const Config& config)
+// MessageContext - empty message with a spool sized from the config,
+// its RAM charged to budget (SpoolMemoryTotal) when there is one.
+MessageContext::MessageContext(const Config& config, std::shared_ptr<MemoryBudget> budget)
     : job(next_job_id()), queue_id("NOQUEUE"),
-      spool(std::make_shared<Spool>(config.temp_directory, static_cast<std::size_t>(config.spool_memory_limit))),
+      spool(std::make_shared<Spool>(config.temp_directory, static_cast<std::size_t>(config.spool_memory_limit),
+                                    std::move(budget))),
       started(std::chrono::steady_clock::now()) {}
 
 // next_job_id - 1, 2, 3 ... for the life of the process.

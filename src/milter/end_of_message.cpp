@@ -136,14 +136,16 @@ std::vector<std::string> infected_files(const Outcome& out) {
     return files;
 }
 
-// walk_limits - the MIME limits and ScanWholeMessage of c.
-WalkLimits walk_limits(const Config& c) {
+// walk_limits - the MIME limits and ScanWholeMessage of c; decoded parts
+// are charged to budget (SpoolMemoryTotal) when one is given.
+WalkLimits walk_limits(const Config& c, std::shared_ptr<MemoryBudget> budget) {
     WalkLimits limits;
     limits.max_depth = c.max_mime_depth;
     limits.max_parts = c.max_mime_parts;
     limits.max_scan_size = c.max_scan_size;
     limits.temp_dir = c.temp_directory;
     limits.memory_limit = static_cast<std::size_t>(c.spool_memory_limit);
+    limits.budget = std::move(budget);
     limits.whole_message = c.scan_whole_message == "never"       ? WholeMessage::Never
                            : c.scan_whole_message == "ambiguous" ? WholeMessage::Ambiguous
                                                                  : WholeMessage::Always;
@@ -162,7 +164,7 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
             count_outcome(out.decision);
             return out;
         }
-        WalkResult walk = walk_message(msg.spool, walk_limits(c));
+        WalkResult walk = walk_message(msg.spool, walk_limits(c, rt.spool_budget));
         if (walk.limit_hit)
             spdlog::warn("{}: {}: MIME limit reached ({}); the whole raw message is scanned as part 0", msg.queue_id,
                          job, sanitize(walk.limit_reason));

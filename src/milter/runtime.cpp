@@ -111,6 +111,11 @@ std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const Config> config
         rt->quarantine = std::make_shared<QuarantineStore>(config->quarantine_directory);
     rt->scanner = std::make_shared<Scanner>(config, tls_files);
     rt->tls_files = std::move(tls_files);
+    // One budget for the process: messages received before a reload and
+    // after it share it, so a reload never doubles the RAM spools may hold.
+    static const auto budget = std::make_shared<MemoryBudget>(0);
+    budget->set_limit(config->spool_memory_total);
+    rt->spool_budget = budget;
     rt->config = std::move(config);
     return rt;
 }

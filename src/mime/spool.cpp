@@ -106,11 +106,17 @@ private:
 } // namespace
 
 // Spool - empty, in memory; nothing is allocated until the first append.
-Spool::Spool(std::string temp_dir, std::size_t memory_limit)
-    : temp_dir_(std::move(temp_dir)), memory_limit_(memory_limit) {}
+Spool::Spool(std::string temp_dir, std::size_t memory_limit, std::shared_ptr<MemoryBudget> budget)
+    : temp_dir_(std::move(temp_dir)), memory_limit_(memory_limit), budget_(std::move(budget)) {}
 
-// ~Spool - the UniqueFd closes the (already nameless) file.
-Spool::~Spool() = default;
+// ~Spool - give the budget back; the UniqueFd closes the (nameless) file.
+Spool::~Spool() { uncharge(); }
+
+// uncharge - return what this spool holds of the budget.
+void Spool::uncharge() noexcept {
+    if (budget_ && charged_) budget_->release(charged_);
+    charged_ = 0;
+}
 
 // append - grow in memory within the limit, else write through to disk.
 void Spool::append(std::string_view data) {
@@ -118,14 +124,22 @@ void Spool::append(std::string_view data) {
     if (!fd_) {
         if (data.size() <= memory_limit_ - mem_.size()) {
             std::size_t need = mem_.size() + data.size();
+            bool fits = true;
             if (need > mem_.capacity()) {
                 // Grow geometrically for 64 KiB milter chunks, but never
                 // reserve past the limit: that memory would be wasted.
-                mem_.reserve(std::min(std::max(need, 2 * mem_.capacity()), memory_limit_));
+                const std::size_t want = std::min(std::max(need, 2 * mem_.capacity()), memory_limit_);
+                fits = !budget_ || budget_->try_charge(want - charged_);
+                if (fits) {
+                    charged_ = want;
+                    mem_.reserve(want);
+                }
             }
-            mem_.insert(mem_.end(), data.begin(), data.end());
-            size_ += data.size();
-            return;
+            if (fits) {
+                mem_.insert(mem_.end(), data.begin(), data.end());
+                size_ += data.size();
+                return;
+            }
         }
         spill();
     }
@@ -139,6 +153,7 @@ void Spool::spill() {
     write_all_at(fd.get(), mem_.data(), mem_.size(), 0);
     fd_ = std::move(fd);
     std::vector<char>().swap(mem_);
+    uncharge();
 }
 
 // reader - a cursor over what has been appended so far.
@@ -150,6 +165,7 @@ std::unique_ptr<ByteSource> Spool::reader() const {
 // clear - forget everything; the file (if any) disappears with its fd.
 void Spool::clear() {
     std::vector<char>().swap(mem_);
+    uncharge();
     fd_.reset();
     size_ = 0;
 }

@@ -30,7 +30,7 @@ ScanItem whole_message_item(const Spool& raw, const WalkLimits& limits, std::sha
         it.data = std::move(shared);
     } else if (keep) {
         // Charged to nobody: this copy replaces the parts that were not made.
-        auto copy = std::make_shared<Spool>(limits.temp_dir, limits.memory_limit);
+        auto copy = std::make_shared<Spool>(limits.temp_dir, limits.memory_limit, limits.budget);
         auto src = raw.reader();
         std::vector<char> buf(64 * 1024);
         for (std::size_t n; (n = src->read(buf)) > 0;) copy->append(std::string_view(buf.data(), n));
@@ -74,7 +74,7 @@ void add_text_view(WalkResult& result, const WalkLimits& limits) {
     std::vector<ScanItem> views;
     std::vector<char> buf(64 * 1024);
     for (std::size_t g = 0; g < groups.size(); ++g) {
-        auto view = std::make_shared<Spool>(limits.temp_dir, limits.memory_limit);
+        auto view = std::make_shared<Spool>(limits.temp_dir, limits.memory_limit, limits.budget);
         auto put = [&](std::string_view bytes) { view->append(bytes); };
         put(kHead);
         for (const ScanItem* t : groups[g]) {

@@ -338,7 +338,7 @@ bool Walker::depth_ok(unsigned depth) {
 std::shared_ptr<Spool> Walker::new_spool() {
     std::uint64_t left = lim_.total_memory_limit > mem_used_ ? lim_.total_memory_limit - mem_used_ : 0;
     std::size_t limit = static_cast<std::size_t>(std::min<std::uint64_t>(lim_.memory_limit, left));
-    return std::make_shared<Spool>(lim_.temp_dir, limit);
+    return std::make_shared<Spool>(lim_.temp_dir, limit, lim_.budget);
 }
 
 // push - add an item, charging its in-memory bytes to the budget.

@@ -71,7 +71,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 58);
+    CHECK(schema().size() == 59);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -152,6 +152,7 @@ TEST_CASE("config: good values of every type") {
         {"MaxScanSize 1024", [](const Config& c) { return c.max_scan_size == 1024; }},
         {"SpoolMemoryLimit 0", [](const Config& c) { return c.spool_memory_limit == 0; }},
         {"SpoolMemoryLimit 65536", [](const Config& c) { return c.spool_memory_limit == 65536; }},
+        {"SpoolMemoryTotal 0", [](const Config& c) { return c.spool_memory_total == 0; }},
         // Enums
         {"OnInfected discard", [](const Config& c) { return c.on_infected == Action::Discard; }},
         {"OnInfected accept", [](const Config& c) { return c.on_infected == Action::Accept; }},
@@ -503,6 +504,7 @@ TEST_CASE("config: dump_config round-trips") {
             "HealthCheckInterval 5m\n"
             "MaxScanSize 1000000\n"
             "SpoolMemoryLimit 0\n"
+            "SpoolMemoryTotal 8M\n"
             "MaxMimeDepth 8\n"
             "MaxMimeParts 20\n"
             "OnInfected discard\n"

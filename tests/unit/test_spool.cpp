@@ -14,7 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -253,4 +255,63 @@ TEST_CASE("spool: a reader of a truncated file reports EIO, not short data") {
         CHECK(e.code().value() == EIO);
     }
     CHECK(thrown);
+}
+
+TEST_CASE("spool: a shared memory budget sends spools to disk once it is spent") {
+    TempDir dir;
+    auto budget = std::make_shared<MemoryBudget>(256 * 1024);
+    const std::string chunk(64 * 1024, 'x');
+    {
+        Spool a(dir.path, 1u << 20, budget);
+        for (int i = 0; i < 3; ++i) a.append(chunk); // 192 KiB, reserved 256 KiB at most
+        CHECK_FALSE(a.on_disk());
+        CHECK(budget->used() > 0);
+        CHECK(budget->used() <= budget->limit());
+        Spool b(dir.path, 1u << 20, budget);
+        b.append(chunk);
+        b.append(chunk);
+        // The first spool holds the budget: the second one spills.
+        CHECK(b.on_disk());
+        CHECK(b.size() == 2 * chunk.size());
+        CHECK(read_all(*b.reader()) == chunk + chunk);
+        a.append(chunk);
+        a.append(chunk); // past the budget: a spills too, and keeps every byte
+        CHECK(a.on_disk());
+        CHECK(a.size() == 5 * chunk.size());
+        CHECK(budget->used() == 0); // spilling gives the RAM back
+        Spool c(dir.path, 1u << 20, budget);
+        c.append(chunk);
+        CHECK_FALSE(c.on_disk()); // ... so the next spool may use it
+    }
+    CHECK(budget->used() == 0); // and so does destruction
+}
+
+TEST_CASE("spool: a zero budget spools everything to disk; no budget means only the per-spool limit") {
+    TempDir dir;
+    auto none = std::make_shared<MemoryBudget>(0);
+    Spool a(dir.path, 1u << 20, none);
+    a.append("hello");
+    CHECK(a.on_disk());
+    Spool b(dir.path, 1u << 20);
+    b.append("hello");
+    CHECK_FALSE(b.on_disk());
+}
+
+TEST_CASE("memory budget: concurrent charges never pass the limit") {
+    MemoryBudget budget(1000);
+    std::atomic<int> granted{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 1000; ++i)
+                if (budget.try_charge(7)) granted.fetch_add(1);
+        });
+    for (auto& th : threads) th.join();
+    CHECK(granted.load() == 1000 / 7);
+    CHECK(budget.used() == 7u * (1000 / 7));
+    budget.release(budget.used());
+    CHECK(budget.used() == 0);
+    budget.set_limit(10);
+    CHECK_FALSE(budget.try_charge(11));
+    CHECK(budget.try_charge(10));
 }

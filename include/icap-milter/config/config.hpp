@@ -71,6 +71,7 @@ struct Config {
     // MIME and limits
     std::uint64_t max_scan_size = 25ull << 20;   // MaxScanSize, decoded bytes per part
     std::uint64_t spool_memory_limit = 1u << 20; // SpoolMemoryLimit
+    std::uint64_t spool_memory_total = 24u << 20; // SpoolMemoryTotal
     unsigned max_mime_depth = 16;           // MaxMimeDepth
     unsigned max_mime_parts = 1000;         // MaxMimeParts
     std::string scan_whole_message = "always"; // ScanWholeMessage: never | ambiguous | always

@@ -20,7 +20,7 @@ namespace icapm {
 
 // MessageContext - one message being received.
 struct MessageContext {
-    explicit MessageContext(const Config& config);
+    explicit MessageContext(const Config& config, std::shared_ptr<MemoryBudget> budget = nullptr);
 
     unsigned long job = 0;         // Job-N
     std::string queue_id;          // MTA queue id ("NOQUEUE" until known)

@@ -37,8 +37,9 @@ struct Outcome {
 // infected), at most 16, for templates.
 std::vector<std::string> infected_files(const Outcome& out);
 
-// walk_limits - the walker limits the config asks for.
-WalkLimits walk_limits(const Config& c);
+// walk_limits - the walker limits the config asks for; decoded parts are
+// charged to budget (the runtime's SpoolMemoryTotal) when one is given.
+WalkLimits walk_limits(const Config& c, std::shared_ptr<MemoryBudget> budget = nullptr);
 
 // process_message - walk the spool, scan every item, apply policy. Never
 // throws: failures become the OnFail decision with a reason.

@@ -30,6 +30,7 @@ struct Runtime {
     std::string config_id; // the token's configID: SHA-256 (16 hex) of the effective settings
     std::shared_ptr<const TlsFiles> tls_files; // TlsCAFile, TlsCertFile, TlsKeyFile as read (by path)
     std::shared_ptr<QuarantineStore> quarantine; // QuarantineDirectory's store, null when unset
+    std::shared_ptr<MemoryBudget> spool_budget;  // SpoolMemoryTotal, shared by every spool
 };
 
 // current_runtime - the snapshot new connections use.

@@ -52,6 +52,8 @@ struct WalkLimits {
     // further parts go straight to temp files, so a message of many
     // mid-sized parts cannot hold max_parts * memory_limit in memory.
     std::size_t total_memory_limit = 16u << 20;
+    // The process's RAM for all spools (SpoolMemoryTotal); null: none.
+    std::shared_ptr<MemoryBudget> budget;
     // The config's default (ScanWholeMessage) is always; the walker's own
     // default keeps its tests to the items the walk itself makes.
     WholeMessage whole_message = WholeMessage::Ambiguous;

@@ -11,6 +11,7 @@
 
 #include "icap-milter/common/byte_source.hpp"
 #include "icap-milter/common/unique_fd.hpp"
+#include "icap-milter/mime/memory_budget.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -22,8 +23,10 @@ namespace icapm {
 
 class Spool {
 public:
-    // Spool - memory_limit bytes in RAM at most; temp files go in temp_dir.
-    Spool(std::string temp_dir, std::size_t memory_limit);
+    // Spool - memory_limit bytes in RAM at most, each of them charged to
+    // budget first when there is one (a refused charge spills to the temp
+    // file at once); temp files go in temp_dir.
+    Spool(std::string temp_dir, std::size_t memory_limit, std::shared_ptr<MemoryBudget> budget = nullptr);
     ~Spool();
     Spool(const Spool&) = delete;
     Spool& operator=(const Spool&) = delete;
@@ -48,9 +51,12 @@ public:
 
 private:
     void spill();
+    void uncharge() noexcept;
 
     std::string temp_dir_;
     std::size_t memory_limit_;
+    std::shared_ptr<MemoryBudget> budget_;
+    std::uint64_t charged_ = 0; // bytes of budget_ this spool holds
     std::vector<char> mem_;
     UniqueFd fd_;
     std::uint64_t size_ = 0;
