@@ -11,6 +11,8 @@
 #                milter, same clamd, Postfix and messages (137 KB, 1 MB,
 #                10 MB; 1 and 10 sessions): msg/s, CPU, peak RSS, ratios
 #                (registered only with ICAPM_BENCH=1: too long for the suite)
+#   memory_sessions  peak RSS at 50 SMTP sessions of 1 MB messages, and
+#                what a 100 MB attachment adds (ICAPM_BENCH=1 only too)
 # Usage: bench/run.sh [BUILD_DIR]   (default ./build; needs root)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,4 +23,4 @@ if [ ! -x "$build/icap-milter" ]; then
 fi
 export ICAPM_BENCH=1
 exec python3 "$top/tests/integration/run.py" --milter "$build/icap-milter" \
-    --only throughput,inet_socket,token_cost,large_30mb,whole_message_cost,peer_compare
+    --only throughput,inet_socket,token_cost,large_30mb,whole_message_cost,peer_compare,memory_sessions
