@@ -82,7 +82,7 @@ std::string transact(const SmtpEndpoint& ep, const SmtpEnvelope& env, std::strin
                      const SmtpTimeouts& t, Deadline overall, std::vector<std::string>* refused) {
     std::string error;
     auto conn = connect_plain(ep.host, ep.port, std::min(SteadyClock::now() + t.connect, overall), &error);
-    if (!conn) return "connect: " + error;
+    if (!conn) return error; // "host:port: connect: why" already
     Session s(*conn, t, overall);
     auto fail = [&](const char* step, const SmtpReply& r) {
         if (r.code != 0) (void)s.command("QUIT"); // polite; bounded like every step
@@ -293,7 +293,7 @@ SmtpResult smtp_send(const std::vector<SmtpEndpoint>& servers, const SmtpEnvelop
             result.refused = std::move(refused);
             return result;
         }
-        result.errors.push_back(ep.str() + ": " + why);
+        result.errors.push_back(why.rfind(ep.str() + ":", 0) == 0 ? why : ep.str() + ": " + why);
     }
     return result;
 }
