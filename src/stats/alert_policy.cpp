@@ -172,6 +172,11 @@ std::optional<AlertEvent> LoadWatch::observe(std::size_t queued, unsigned thresh
     return e;
 }
 
+// rebase - forget the up/down baselines (a reload built a new pool).
+void PoolWatch::rebase() {
+    for (auto& [name, seen] : seen_) seen.down_known = false;
+}
+
 // self_test_failure - the self-test text when it failed something.
 std::string self_test_failure(const ServerStatus& s) {
     if (!s.misses.empty() || s.self_test.rfind("missed", 0) == 0) return s.self_test;
@@ -187,9 +192,8 @@ std::vector<AlertEvent> PoolWatch::observe(const std::vector<ServerStatus>& serv
     };
     for (const ServerStatus& s : servers) {
         const std::string name = sanitize(s.name, 200);
-        auto [it, fresh] = seen_.try_emplace(s.name);
-        Seen& seen = it->second;
-        if (!fresh && s.down != seen.down) {
+        Seen& seen = seen_[s.name];
+        if (seen.down_known && s.down != seen.down) {
             if (s.down)
                 add(AlertKind::ScannerDown, "scanner " + name + " is down", "scanner " + name + " down",
                     "The ICAP server " + name + " stopped answering and gets no mail until a probe succeeds.\n"
@@ -201,6 +205,7 @@ std::vector<AlertEvent> PoolWatch::observe(const std::vector<ServerStatus>& serv
                     "The ICAP server " + name + " answers again and gets mail.\n");
         }
         seen.down = s.down;
+        seen.down_known = true;
 
         if (!s.istag.empty()) {
             if (seen.istag.empty()) {

@@ -86,6 +86,10 @@ public:
         const std::int64_t wall = unix_now();
         if (!stopping && now - last_sample_ >= kRound - std::chrono::milliseconds(50)) {
             last_sample_ = now;
+            if (rt->scanner.get() != scanner_) { // a reload: new pool, servers start afresh
+                if (scanner_) pool_.rebase();
+                scanner_ = rt->scanner.get();
+            }
             for (auto& e : pool_.observe(rt->scanner->servers(), c.definitions_max_age, now, wall))
                 events.push_back(std::move(e));
             if (auto e = load_.observe(rt->scanner->queued(), c.load_threshold, c.load_alert_interval, now, wall))
@@ -132,6 +136,7 @@ private:
     LoadWatch load_;
     PoolWatch pool_;
     AlertTime last_sample_{};
+    const Scanner* scanner_ = nullptr; // the pool last sampled, to notice a reload (compared, never used)
     std::uint64_t sequence_ = 0;
 };
 

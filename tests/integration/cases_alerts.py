@@ -17,7 +17,11 @@ SUMMARY
     alerts_load: LoadThreshold 2 and LoadAlertInterval 3s, ScanThreads 1;
     c-icap is frozen (SIGSTOP to its process group) for 10 s while 12
     messages arrive over 6 sessions: the load alert fires once per
-    interval (2 to 4 mails, at least 3 s apart), not once per message.
+    interval (1 to 4 mails, at least 3 s apart), not once per message.
+
+    alerts_failed: both servers closed: a warning naming both, Alerts.Failed.
+
+    alerts_selftest: a c-icap that misses plain EICAR gives a self-test alert.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import threading
 import time
 from typing import Optional
 
+import cases_selftest
 import mail
 
 ALERT_HEADER = "X-Icap-Milter-Alert"
@@ -228,3 +233,25 @@ def register(run) -> None:
             ck.expect(m.counter(stats, "Alerts.Failed") >= 1 and m.counter(stats, "Alerts.Sent") == 0,
                       f"counters: {stats}")
             ck.note(line.split("warning: ", 1)[-1][:200])
+
+    @run.case("alerts_selftest", "c-icap that misses plain EICAR (ScanFileTypes GIF): a self-test "
+                                 "alert names the scanner and says it gets no mail")
+    def case_alerts_selftest(s: run.Suite, ck: run.Check) -> None:
+        icap = s.lab.start_cicap("cicap-alerts-gif", s.clamd, tls=False,
+                                 virus_scan_conf=cases_selftest.GIF_ONLY_VIRUS_SCAN)
+        alert_sink = s.lab.start_sink("alert-sink-selftest")
+        url = icap.url(tls=False)
+        settings = {"IcapServer": url, "AlertRecipients": ADMIN,
+                    "AlertSmtpServer": f"127.0.0.1:{alert_sink.port}", "LogLevel": "info"}
+        try:
+            with s.milter("alerts_selftest", settings):
+                alert = _wait_alert(alert_sink, "self-test", 60)
+                if ck.expect(alert is not None, "no self-test alert"):
+                    subject = str(alert.headers.get("Subject", ""))
+                    ck.expect(f"self-test of scanner {url} failing" in subject, f"subject: {subject!r}")
+                    text = _body(alert)
+                    ck.expect("gets no mail until it detects the EICAR test file" in text,
+                              "the alert does not say the scanner gets no mail")
+                    ck.note(subject)
+        finally:
+            s.lab.forget(icap)

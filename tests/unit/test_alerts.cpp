@@ -172,6 +172,19 @@ TEST_CASE("alerts: pool watch reports down, back up and ISTag changes, not the f
     CHECK(w.observe({server("icap://a/x", false, "T1"), server("icap://b/x", false, "T2")}, 0ms, T0 + 5s, 105).empty());
 }
 
+TEST_CASE("alerts: after a reload (rebase) the new pool's first state is a baseline, not a change") {
+    PoolWatch w;
+    CHECK(w.observe({server("a", true)}, 0ms, T0, 0).empty());
+    w.rebase();
+    // The new pool starts the server as not down: no "back up" mail.
+    CHECK(w.observe({server("a", false, "")}, 0ms, T0 + 1s, 0).empty());
+    // From there on changes count again, and the ISTag history was kept.
+    CHECK(w.observe({server("a", true, "")}, 0ms, T0 + 2s, 0).size() == 1);
+    auto upd = w.observe({server("a", true, "T5")}, 0ms, T0 + 3s, 0);
+    REQUIRE(upd.size() == 1);
+    CHECK(upd[0].kind == AlertKind::DefinitionsUpdated);
+}
+
 TEST_CASE("alerts: definitions stale after DefinitionsMaxAge without an ISTag change, again each max age") {
     PoolWatch w;
     const auto age = 48h;

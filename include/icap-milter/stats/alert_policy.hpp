@@ -122,9 +122,13 @@ public:
     // max_age: DefinitionsMaxAge (0 = no stale alerts).
     std::vector<AlertEvent> observe(const std::vector<ServerStatus>& servers, std::chrono::milliseconds max_age,
                                     AlertTime now, std::int64_t unix_now);
+    // rebase - a new pool (reload) starts every server afresh: take its next
+    // up/down state as a baseline, not as a change. ISTags are kept.
+    void rebase();
 
 private:
     struct Seen {
+        bool down_known = false;
         bool down = false;
         std::string istag;
         AlertTime istag_since{};
