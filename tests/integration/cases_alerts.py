@@ -12,7 +12,8 @@ SUMMARY
     naming the virus and the queue id; c-icap stopped gives "scanner ... is
     down", restarted "is back up"; SIGTERM gives the stop alert. Each is
     asserted from the mail the alert sink stored (headers and body), and
-    the counters Alerts.Sent/Alerts.Failed from SIGUSR1.
+    the counters Alerts.Sent/Alerts.Failed from SIGUSR1. Two more EICAR
+    messages within AlertRateLimit (5s) come as one digest, not two mails.
 
     alerts_load: LoadThreshold 2 and LoadAlertInterval 3s, ScanThreads 1;
     c-icap is frozen (SIGSTOP to its process group) for 10 s while 12
@@ -87,7 +88,7 @@ def register(run) -> None:
         closed = s.lab.ports.get()
         settings = _alert_settings(s, icap, alert_sink, closed)
         settings.update({"HealthCheckInterval": "1s", "CircuitBreakerFailures": 1,
-                         "CircuitBreakerProbeInterval": "1s"})
+                         "CircuitBreakerProbeInterval": "1s", "AlertRateLimit": "5s"})
         try:
             with s.milter("alerts_mail", settings) as m:
                 start = _wait_alert(alert_sink, "start", 20)
@@ -113,6 +114,10 @@ def register(run) -> None:
 
                 out = mail.send_one(s.postfix.smtp_port, mail.eicar_attachment("EICAR for an alert"))
                 s.expect_rejected(ck, out, m, "EICAR")
+                # Two more within AlertRateLimit (5s): held, then one digest.
+                for i in range(2):
+                    s.expect_rejected(ck, mail.send_one(s.postfix.smtp_port, mail.eicar_attachment(f"EICAR {i}")),
+                                      m, f"EICAR {i}")
                 inf = _wait_alert(alert_sink, "infection", 20)
                 if ck.expect(inf is not None, "no infection alert"):
                     text = _body(inf)
@@ -126,6 +131,13 @@ def register(run) -> None:
                     ck.expect(mail.SENDER in text, "infection alert lacks the sender")
                     ck.expect("X5O!P%@AP" not in text, "infection alert carries the message content")
 
+                digest = _wait_alert(alert_sink, "infection", 15, count=2)
+                if ck.expect(digest is not None, "no infection digest after AlertRateLimit"):
+                    dsubject = str(digest.headers.get("Subject", ""))
+                    ck.expect("2 more infected messages since" in dsubject, f"digest subject: {dsubject!r}")
+                    ck.expect(_body(digest).count("virus=\"Icapm.Test.EICAR") == 2,
+                              "the digest does not list both held infections")
+                    ck.note(f"digest: {dsubject}")
                 icap.stop()
                 # Mail to the stopped scanner hastens the breaker; the health
                 # check (1s) would find it too.
@@ -141,7 +153,7 @@ def register(run) -> None:
                     ck.expect(str(up.headers.get("Subject", "")).endswith(" is back up"),
                               f"scanner-up subject: {up.headers.get('Subject')!r}")
                 line = m.stats()
-                ck.expect(m.counter(line, "Alerts.Sent") >= 4, f"Alerts.Sent: {line}")
+                ck.expect(m.counter(line, "Alerts.Sent") >= 5, f"Alerts.Sent: {line}")
                 ck.expect(m.counter(line, "Alerts.Failed") == 0, f"Alerts.Failed: {line}")
                 ck.note(f"Alerts.Sent={m.counter(line, 'Alerts.Sent')} "
                         f"Alerts.Failed={m.counter(line, 'Alerts.Failed')} "
