@@ -51,6 +51,11 @@ struct Shared {
     bool stopping = false;
     Deadline stop_deadline{};
     std::thread thread;
+    // ~Shared - at exit without alerts_stop (a start-up failure): let the
+    // thread end with the process rather than std::terminate.
+    ~Shared() {
+        if (thread.joinable()) thread.detach();
+    }
 };
 
 // shared - the process's one instance.
