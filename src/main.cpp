@@ -9,6 +9,8 @@
 //   (a bad file keeps the old one; TLS files User may not read keep
 //   their contents from before, with a warning),
 //   SIGTERM and SIGINT stop accepting, drain open sessions and exit.
+//   The alert thread (stats/alerts.hpp) starts once the milter listens,
+//   and sends the stop alert, within 5 s, before the scanner stops.
 // DIAGNOSTICS
 //   Exit status: 0 normal stop or a good -t; 78 (EX_CONFIG) bad config;
 //   1 start-up failure (socket, privileges, TLS), logged at critical.
@@ -22,6 +24,7 @@
 #include "icap-milter/mime/walker.hpp"
 #include "icap-milter/net/tls.hpp"
 #include "icap-milter/scan/scanner.hpp"
+#include "icap-milter/stats/alerts.hpp"
 #include "icap-milter/stats/counters.hpp"
 #include "icap-milter/token/keys.hpp"
 #include "tools/check_scanners.hpp"
@@ -199,8 +202,9 @@ void log_stats() {
     spdlog::info("stats: {}", text);
 }
 
-// signal_loop - the main thread waits here for HUP, USR1, TERM and INT.
-void signal_loop(const sigset_t& set, Reloader& reloader) {
+// signal_loop - the main thread waits here for HUP, USR1, TERM and INT;
+// returns the name of the signal that stops it.
+const char* signal_loop(const sigset_t& set, Reloader& reloader) {
     while (true) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0) continue;
@@ -214,7 +218,7 @@ void signal_loop(const sigset_t& set, Reloader& reloader) {
             continue;
         }
         spdlog::info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        return;
+        return sig == SIGTERM ? "SIGTERM" : "SIGINT";
     }
 }
 
@@ -285,6 +289,7 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
     }
     spdlog::info("icap-milter {} listening on {} with {} scan thread(s), {} scanner(s)", PACKAGE_VERSION,
                  config->socket, config->scan_threads, config->icap_servers.size());
+    icapm::alerts_start(PACKAGE_VERSION); // its own thread: sends the start alert, then watches
 
     int milter_status = 0;
     // libmilter runs a signal thread of its own that also waits for TERM,
@@ -295,10 +300,11 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
         milter_status = smfi_main();
         pthread_kill(main_thread, SIGTERM);
     });
+    const char* stop_signal = "SIGTERM";
     {
         Reloader reloader(opt.config_path);
         icapm::notify_service("READY=1\nSTATUS=listening on " + config->socket);
-        signal_loop(set, reloader);
+        stop_signal = signal_loop(set, reloader);
     }
     icapm::notify_service("STOPPING=1");
     smfi_stop();
@@ -308,6 +314,7 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
     // milter_default_action (tempfail) keeps its mail.
     drain(std::chrono::seconds(config->milter_timeout < 10 ? config->milter_timeout : 10));
     log_stats();
+    icapm::alerts_stop(stop_signal, std::chrono::seconds(5)); // stop alert, bounded wait
     icapm::install_runtime(nullptr); // the scanner finishes queued work and joins its workers
     pid_file.reset(); // may warn (after the privilege drop): while the logger still exists
     spdlog::info("icap-milter stopped");

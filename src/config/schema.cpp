@@ -19,6 +19,7 @@
 #include "icap-milter/common/ascii.hpp"
 
 #include "icap-milter/log/log.hpp"
+#include "icap-milter/net/smtp_client.hpp"
 #include "icap-milter/net/uri.hpp"
 #include "icap-milter/policy/template.hpp"
 #include "icap-milter/scan/server_spec.hpp"
@@ -686,6 +687,88 @@ std::vector<OptionSpec> build() {
         {logging, "LogLevel", "error|warning|info|debug",
          "Least severe level logged. info logs one line per message; debug logs every step."},
         &Config::log_level));
+
+    // Alerts (stats/alerts.hpp). A list key holds its items in one value,
+    // separated by commas or blanks (quoted when blanks are used).
+    constexpr std::string_view alerts = "Alerts";
+    auto list_option = [](const Key& k, std::vector<std::string> Config::*field, Check check, std::size_t min_items,
+                          std::size_t max_items) {
+        return spec(
+            k, OptionType::String,
+            [=](Config& c, std::string_view v) {
+                std::vector<std::string> items;
+                std::size_t i = 0;
+                while (i < v.size()) {
+                    std::size_t end = v.find_first_of(", \t", i);
+                    if (end == std::string_view::npos) end = v.size();
+                    if (end > i) {
+                        std::string_view item = v.substr(i, end - i);
+                        if (std::string why = check(item); !why.empty()) return why;
+                        if (std::find(items.begin(), items.end(), item) != items.end())
+                            return std::string(item) + " is listed twice";
+                        items.emplace_back(item);
+                    }
+                    i = end + 1;
+                }
+                if (items.size() < min_items) return std::string("at least one is needed");
+                if (items.size() > max_items) return "at most " + std::to_string(max_items) + " are allowed";
+                c.*field = std::move(items);
+                return std::string();
+            },
+            [field](const Config& c) {
+                std::string joined;
+                for (const auto& item : c.*field) joined += (joined.empty() ? "" : ", ") + item;
+                return std::vector<std::string>{joined};
+            });
+    };
+    Check check_smtp_server = [](std::string_view v) {
+        std::string why;
+        return parse_smtp_endpoint(v, &why) ? std::string() : why;
+    };
+    t.push_back(list_option(
+        {alerts, "AlertRecipients", "addresses",
+         "Who gets alert mail (see ALERTS): mail addresses separated by commas, at most 20. Empty: no "
+         "alerts are sent."},
+        &Config::alert_recipients, check_address_or_empty, 0, 20));
+    t.push_back(string_option(
+        {alerts, "AlertSender", "mail address",
+         "Envelope sender and From of alert mail. Empty: icap-milter@ followed by ReportHostname (or the "
+         "system's host name). Bounces of alerts go here."},
+        &Config::alert_sender, check_address_or_empty));
+    t.push_back(list_option(
+        {alerts, "AlertSmtpServer", "HOST:PORT[,HOST:PORT...]",
+         "SMTP servers alert mail is handed to, tried in order: the primary, then up to three backups "
+         "([ADDRESS]:PORT for IPv6; port 25 when left out). Plain SMTP, no authentication: a relay that "
+         "accepts mail from this host. The alert goes straight there, so this milter scans it only if that "
+         "server runs it, and then it is just another message."},
+        &Config::alert_smtp_servers, check_smtp_server, 1, 4));
+    t.push_back(duration_option(
+        {alerts, "AlertRateLimit", "1s-24h",
+         "At most one alert mail per kind (infection, scanner down, definitions updated, ...) per this "
+         "interval; further events of that kind are counted and sent as one digest when it has passed. "
+         "Start and stop alerts are never held; load alerts follow LoadAlertInterval."},
+        &Config::alert_rate_limit));
+    t.push_back(enum_option(
+        {alerts, "AlertInfection", "none|each|digest",
+         "Alerts for infected messages. each: a mail per infected message, within AlertRateLimit, the "
+         "rest in a digest; digest: only digests, each listing the infected messages of one "
+         "AlertRateLimit interval; none: no infection alerts."},
+        &Config::alert_infection));
+    t.push_back(uint_option(
+        {alerts, "LoadThreshold", "1-1000000",
+         "A load alert is sent when InScannerQueue (parts waiting for a scanner) stays above this for "
+         "LoadAlertInterval."},
+        &Config::load_threshold));
+    t.push_back(duration_option(
+        {alerts, "LoadAlertInterval", "1s-24h",
+         "How long InScannerQueue must stay above LoadThreshold before a load alert, and the least time "
+         "between two load alerts."},
+        &Config::load_alert_interval));
+    t.push_back(duration_option(
+        {alerts, "DefinitionsMaxAge", "0s-8760h",
+         "A definitions-stale alert is sent when a scanner's ISTag (its definition signature) has not "
+         "changed for this long, and again each time this long passes. 0: no such alerts."},
+        &Config::definitions_max_age));
     return t;
 }
 

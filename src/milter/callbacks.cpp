@@ -463,6 +463,7 @@ sfsistat on_eom(SMFICTX* ctx) {
                  msg->queue_id, msg->job, msg->sender, msg->recipients, msg->spool->size(), out.parts, out.parts_log,
                  to_string(out.decision.status), to_string(plan.action), sanitize(out.decision.reason, 300),
                  out.token_log, out.token_log.empty() ? "" : " ", st->client, ms);
+    if (out.decision.status == MessageStatus::Infected) alert_infection(infection_alert(*msg, out, plan.action, st->client));
     return answer;
 }
 

@@ -136,6 +136,23 @@ std::vector<std::string> infected_files(const Outcome& out) {
     return files;
 }
 
+// infection_alert - the envelope and the verdicts, never the content.
+InfectionAlert infection_alert(const MessageContext& msg, const Outcome& out, Action action, const std::string& client) {
+    InfectionAlert a;
+    a.queue_id = msg.queue_id;
+    a.sender = msg.sender;
+    a.recipients = msg.rcpts;
+    a.recipient_count = msg.recipients;
+    for (const auto& item : out.infected_items)
+        for (const auto& t : item.threats)
+            if (a.viruses.size() < 16 && std::find(a.viruses.begin(), a.viruses.end(), t) == a.viruses.end())
+                a.viruses.push_back(t);
+    a.files = infected_files(out);
+    a.action = to_string(action);
+    a.client = client;
+    return a;
+}
+
 // walk_limits - the MIME limits and ScanWholeMessage of c; decoded parts
 // are charged to budget (SpoolMemoryTotal) when one is given.
 WalkLimits walk_limits(const Config& c, std::shared_ptr<MemoryBudget> budget) {

@@ -68,6 +68,9 @@ std::string Counters::render() const {
     line("Quarantine.Released", quarantine_released);
     line("Quarantine.Expired", quarantine_expired);
     line("Quarantine.Errors", quarantine_errors);
+    line("Alerts.Sent", alerts_sent);
+    line("Alerts.Failed", alerts_failed);
+    line("Alerts.Dropped", alerts_dropped);
     for (Action a : {Action::Accept, Action::Reject, Action::Discard, Action::Tempfail, Action::Hold, Action::Redirect,
                      Action::Notify, Action::Clean})
         line(("Action." + std::string(to_string(a))).c_str(), actions[static_cast<std::size_t>(a)]);

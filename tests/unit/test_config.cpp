@@ -71,7 +71,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 59);
+    CHECK(schema().size() == 67);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -531,7 +531,15 @@ TEST_CASE("config: dump_config round-trips") {
             "TokenHeader X-Token\n"
             "ConfigName \"mx pool 1\"\n"
             "LogTarget \"file:/var/log/icap milter.log\"\n"
-            "LogLevel debug\n";
+            "LogLevel debug\n"
+            "AlertRecipients \"postmaster@example.org, av-team@example.org\"\n"
+            "AlertSender icap-milter@mx.example.org\n"
+            "AlertSmtpServer \"127.0.0.1:2525, [2001:db8::25]:25\"\n"
+            "AlertRateLimit 30m\n"
+            "AlertInfection digest\n"
+            "LoadThreshold 500\n"
+            "LoadAlertInterval 1m\n"
+            "DefinitionsMaxAge 0s\n";
         std::vector<ConfigError> errors;
         auto config = parse(text, errors);
         INFO(all_errors(errors));

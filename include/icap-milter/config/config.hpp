@@ -111,6 +111,16 @@ struct Config {
     std::string log_target = "syslog";      // LogTarget: syslog | stderr | file:PATH
     std::string log_level = "info";         // LogLevel: error | warning | info | debug
 
+    // Alerts (stats/alerts.hpp): mail to the administrator
+    std::vector<std::string> alert_recipients;               // AlertRecipients, empty = no alerts
+    std::string alert_sender;                                // AlertSender, empty = icap-milter@HOST
+    std::vector<std::string> alert_smtp_servers{"127.0.0.1:25"}; // AlertSmtpServer: primary, then backups
+    std::chrono::milliseconds alert_rate_limit{600000};      // AlertRateLimit, per kind
+    std::string alert_infection = "each";                    // AlertInfection: none | each | digest
+    unsigned load_threshold = 100;                           // LoadThreshold (InScannerQueue)
+    std::chrono::milliseconds load_alert_interval{300000};   // LoadAlertInterval
+    std::chrono::milliseconds definitions_max_age{48LL * 3600 * 1000}; // DefinitionsMaxAge, 0 = off
+
     // operator== - field-wise; used by reload (did anything change?) and tests.
     bool operator==(const Config&) const = default;
 };

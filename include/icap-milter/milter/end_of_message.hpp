@@ -5,6 +5,7 @@
 #include "icap-milter/milter/context.hpp"
 #include "icap-milter/mime/scan_item.hpp"
 #include "icap-milter/policy/policy.hpp"
+#include "icap-milter/stats/alerts.hpp"
 
 #include <functional>
 
@@ -36,6 +37,10 @@ struct Outcome {
 // unnamed; "(the whole message)" when only a whole-message view was
 // infected), at most 16, for templates.
 std::vector<std::string> infected_files(const Outcome& out);
+
+// infection_alert - what the infection alert tells of this message: queue
+// id, envelope, virus names, infected files, the action taken and the client.
+InfectionAlert infection_alert(const MessageContext& msg, const Outcome& out, Action action, const std::string& client);
 
 // walk_limits - the walker limits the config asks for; decoded parts are
 // charged to budget (the runtime's SpoolMemoryTotal) when one is given.

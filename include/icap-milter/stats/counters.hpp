@@ -51,6 +51,10 @@ public:
     std::atomic<std::uint64_t> quarantine_released{0}; // re-injected copies let through (claimed)
     std::atomic<std::uint64_t> quarantine_expired{0};  // copies removed by retention or size
     std::atomic<std::uint64_t> quarantine_errors{0};   // copies that could not be written (tempfail)
+    // Alerts by mail (stats/alerts.hpp)
+    std::atomic<std::uint64_t> alerts_sent{0};    // alert mails a server took
+    std::atomic<std::uint64_t> alerts_failed{0};  // alert mails no AlertSmtpServer took
+    std::atomic<std::uint64_t> alerts_dropped{0}; // alert events dropped: the alert queue was full
     // Messages per final action (Action.accept, Action.reject, ...), indexed by Action.
     std::array<std::atomic<std::uint64_t>, 8> actions{};
 
