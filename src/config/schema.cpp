@@ -19,6 +19,7 @@
 #include "icap-milter/common/ascii.hpp"
 
 #include "icap-milter/log/log.hpp"
+#include "icap-milter/net/listen_address.hpp"
 #include "icap-milter/net/uri.hpp"
 #include "icap-milter/policy/template.hpp"
 #include "icap-milter/scan/server_spec.hpp"
@@ -358,6 +359,12 @@ std::string check_config_name(std::string_view v) {
     return ok ? std::string() : "'" + std::string(v) + "' is not a short printable name";
 }
 
+// check_listen_or_empty - ADDRESS:PORT with a numeric address, or "" for off.
+std::string check_listen_or_empty(std::string_view v) {
+    std::string why;
+    return v.empty() || parse_listen_address(v, &why) ? std::string() : why;
+}
+
 // build - the table itself. Order = documentation order.
 std::vector<OptionSpec> build() {
     constexpr std::string_view daemon = "Daemon", scanners = "Scanners", mime = "MIME and limits",
@@ -679,6 +686,15 @@ std::vector<OptionSpec> build() {
         {logging, "LogLevel", "error|warning|info|debug",
          "Least severe level logged. info logs one line per message; debug logs every step."},
         &Config::log_level));
+
+    constexpr std::string_view monitoring = "Monitoring";
+    t.push_back(string_option(
+        {monitoring, "MetricsListen", "ADDRESS:PORT",
+         "Where the Prometheus /metrics endpoint listens: an IPv4 address and port (127.0.0.1:9375) or an IPv6 "
+         "address in brackets ([::1]:9375); empty, the default, serves no metrics. Anyone who reaches it "
+         "reads the statistics, so keep it on loopback or a monitoring network. Opened at start, before "
+         "the privilege drop; a change takes effect after a restart."},
+        &Config::metrics_listen, check_listen_or_empty));
     return t;
 }
 

@@ -110,6 +110,9 @@ struct Config {
     std::string log_target = "syslog";      // LogTarget: syslog | stderr | file:PATH
     std::string log_level = "info";         // LogLevel: error | warning | info | debug
 
+    // Monitoring (Prometheus)
+    std::string metrics_listen;             // MetricsListen: ADDRESS:PORT of /metrics; empty = off
+
     // operator== - field-wise; used by reload (did anything change?) and tests.
     bool operator==(const Config&) const = default;
 };
