@@ -690,9 +690,10 @@ std::vector<OptionSpec> build() {
     constexpr std::string_view monitoring = "Monitoring";
     t.push_back(string_option(
         {monitoring, "MetricsListen", "ADDRESS:PORT",
-         "Where the Prometheus /metrics endpoint listens: an IPv4 address and port (127.0.0.1:9375) or an IPv6 "
-         "address in brackets ([::1]:9375); empty, the default, serves no metrics. Anyone who reaches it "
-         "reads the statistics, so keep it on loopback or a monitoring network. Opened at start, before "
+         "Where the Prometheus /metrics endpoint listens: an IPv4 address and port (127.0.0.1:9375), or an "
+         "IPv6 address in brackets ([::1]:9375) where prometheus-cpp's civetweb has IPv6 (Debian 12's has "
+         "not: start-up then fails saying so); empty, the default, serves no metrics. Anyone who reaches "
+         "it reads the statistics, so keep it on loopback or a monitoring network. Opened at start, before "
          "the privilege drop; a change takes effect after a restart."},
         &Config::metrics_listen, check_listen_or_empty));
     return t;

@@ -9,7 +9,8 @@
 //   Before civetweb gets the address, a test bind() finds the common
 //   failures (address in use, not local, no permission) and the
 //   constructor throws with strerror's words; civetweb's own failure
-//   throws with a generic reason.
+//   throws with a generic reason, or for an IPv6 address with the likely
+//   one: Debian 12's civetweb is built without IPv6 (USE_IPV6).
 #include "icap-milter/stats/metrics.hpp"
 
 #include "icap-milter/common/unique_fd.hpp"
@@ -121,6 +122,12 @@ MetricsServer::MetricsServer(const ListenAddress& where) : impl_(std::make_uniqu
         impl_->exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
             "listening_ports", where.str(), "num_threads", "2", "request_timeout_ms", "5000"});
     } catch (const std::exception& e) {
+        // The test bind worked, so for IPv6 the likely cause is civetweb itself.
+        if (where.ipv6)
+            throw std::runtime_error("MetricsListen " + where.str() +
+                                     ": cannot listen: prometheus-cpp's civetweb has no IPv6 support (Debian 12's "
+                                     "is built without it); use an IPv4 address such as 127.0.0.1:" +
+                                     std::to_string(where.port));
         throw std::runtime_error("MetricsListen " + where.str() + ": cannot listen (" + e.what() + ")");
     }
     impl_->exposer->RegisterCollectable(impl_->stats);

@@ -225,6 +225,29 @@ TEST_CASE("metrics: the endpoint serves scan-time histograms over HTTP") {
     PartTimer().done(Verdict{});
 }
 
+TEST_CASE("metrics: an IPv6 address listens, or fails saying civetweb lacks IPv6") {
+    // Debian 12's civetweb is built without USE_IPV6: then the reason must say so.
+    std::unique_ptr<MetricsServer> metrics;
+    std::string what;
+    try {
+        metrics = std::make_unique<MetricsServer>(ListenAddress{"::1", true, 0});
+    } catch (const std::runtime_error& e) {
+        what = e.what();
+    }
+    if (!metrics) {
+        CHECK(what.find("MetricsListen [::1]:0: cannot listen: prometheus-cpp's civetweb has no IPv6 support") == 0);
+        CHECK(scan_observer() == nullptr);
+        return;
+    }
+    UniqueFd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(fd);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(metrics->port());
+    a.sin6_addr = in6addr_loopback;
+    CHECK(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+}
+
 TEST_CASE("metrics: a port in use is refused with the system's reason") {
     UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     REQUIRE(fd);
