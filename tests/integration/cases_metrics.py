@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import sys
 import urllib.request
@@ -193,6 +194,17 @@ def register(run) -> None:
                                  ("VirusFree", "icap_milter_virus_free_total")):
                 ck.expect(m.counter(line, name) == value(got, metric),
                           f"stats line {name}={m.counter(line, name)}, /metrics {metric}={value(got, metric)}")
+            # A reload does not move the listener: it warns, and the old port keeps answering.
+            m.settings["MetricsListen"] = f"127.0.0.1:{s.lab.ports.get()}"
+            m.write_config()
+            os.kill(m.pid, signal.SIGHUP)
+            ck.expect(m.wait_log("MetricsListen changes take effect only after a restart"),
+                      "no reload warning naming MetricsListen")
+            ck.expect(m.wait_log("reload: configuration"), "the reload was not applied")
+            ck.expect(value(samples(scrape(port)[1]), "icap_milter_examined_total") == 3,
+                      "the endpoint stopped answering on its port after a reload")
+            m.settings["MetricsListen"] = f"127.0.0.1:{port}"
+            m.write_config()
             ck.note(f"{parts} parts scanned in 3 messages; part scan sum "
                     f"{value(got, 'icap_milter_part_scan_seconds_sum', server=server):.3f}s")
             wanted = ("icap_milter_examined_total", "icap_milter_infected_total", "icap_milter_virus_free_total",

@@ -21,6 +21,9 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <iterator>
+
 using namespace icapm;
 using namespace icapm_test;
 using namespace std::chrono_literals;
@@ -180,6 +183,17 @@ TEST_CASE("metrics: the scanner gauges show each server's state and connections"
     CHECK(text.find("icap_milter_scanner_self_test_passed{") == std::string::npos); // ScannerSelfTest off
     CHECK(has(text, "icap_milter_scan_queue_length 0"));
     CHECK(text.find("# TYPE icap_milter_health gauge") != std::string::npos);
+
+    // icap-milter(8) METRICS names every family.
+    std::ifstream in(std::string(TOP_SRCDIR) + "/man/icap-milter.8.in");
+    const std::string man((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    REQUIRE(man.find(".SH METRICS") != std::string::npos);
+    src.messages_in_scan = [] { return std::int64_t{0}; };
+    src.milter_sessions = [] { return std::uint64_t{0}; };
+    std::vector<std::string> names{"icap_milter_part_scan_seconds", "icap_milter_message_scan_seconds",
+                                   "icap_milter_scanner_self_test_passed"};
+    for (const auto& f : StatsCollectable(src).Collect()) names.push_back(f.name);
+    for (const auto& n : names) CHECK_MESSAGE(man.find(n) != std::string::npos, n);
 }
 
 TEST_CASE("metrics: the endpoint serves scan-time histograms over HTTP") {
