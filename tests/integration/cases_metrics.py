@@ -12,7 +12,9 @@ SUMMARY
     count exactly the parts the summary lines show as scanned; the scanner
     must be up and the queue gauge present. Without MetricsListen the
     milter listens on no TCP port; a port already taken makes start-up
-    fail with status 1 and a line naming the address and the reason.
+    fail with status 1 and a line naming the address and the reason. With
+    User set, a port below 1024 opened before the privilege drop still
+    serves after it, from a process that runs as User.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional
 
+import cases_privs  # start_as_user, stop_milter, running_as: the privilege-drop helpers
 import mail
 
 try:
@@ -249,3 +252,40 @@ def register(run) -> None:
         r = m.check_config()
         ck.expect(r.returncode == 78 and "names are not accepted" in r.stderr,
                   f"-t with MetricsListen localhost:9375: status {r.returncode}, {r.stderr.strip()}")
+
+    @run.case("metrics_as_user", "User set: MetricsListen on a port below 1024 is opened before the "
+                                 "privilege drop and still serves after it")
+    def case_metrics_as_user(s: run.Suite, ck: run.Check) -> None:
+        port = free_privileged_port()
+        if not ck.expect(port, "no free loopback port in 900-1000"):
+            return
+        try:
+            m = cases_privs.start_as_user(s, "metrics-user", dict(s.tls_settings(),
+                                                                   MetricsListen=f"127.0.0.1:{port}"))
+        except run.LabError as e:
+            ck.expect(False, f"milter with User and MetricsListen 127.0.0.1:{port} did not start: {e}")
+            return
+        try:
+            uid = cases_privs.running_as(m.pid)
+            ck.expect(uid == cases_privs.test_user().pw_uid, f"the milter runs as uid {uid}, not User")
+            msg = mail.clean_multipart("metrics as user")
+            s.expect_delivered(ck, mail.send_one(s.postfix.smtp_port, msg), m, sent=msg)
+            got = samples(scrape(port)[1])
+            ck.expect(value(got, "icap_milter_examined_total") == 1 and value(got, "icap_milter_virus_free_total") == 1,
+                      f"after one clean message: examined {value(got, 'icap_milter_examined_total')}, "
+                      f"virus_free {value(got, 'icap_milter_virus_free_total')}")
+            ck.note(f"port {port}, milter uid {uid}")
+        finally:
+            cases_privs.stop_milter(s, m)
+
+
+def free_privileged_port() -> Optional[int]:
+    """free_privileged_port - a loopback port in 900-1000 nothing listens on (we are root)."""
+    for port in range(900, 1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    return None
