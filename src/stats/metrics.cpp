@@ -31,6 +31,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 namespace icapm {
@@ -41,6 +43,9 @@ namespace {
 // a large archive seconds, and MessageScanTimeout is minutes.
 const prometheus::Histogram::BucketBoundaries kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                        0.5,   1,      2.5,   5,    10,    30,    60};
+
+// More servers than any config names: a bound on the histogram's labels.
+constexpr std::size_t kMaxServers = 256;
 
 // check_bind - bind a throwaway socket to where, as civetweb will
 // (SO_REUSEADDR), so a failure is reported with the system's reason.
@@ -85,13 +90,30 @@ struct MetricsServer::Impl final : ScanObserver {
             .Register(*registry)
             .Add({}, kBuckets);
     std::atomic<std::int64_t> in_scan{0};
+    // Family::Add builds a Histogram before it looks the labels up, so
+    // each server's is found here instead (servers come from the config).
+    std::mutex part_mutex;
+    std::map<std::string, prometheus::Histogram*, std::less<>> part_by_server;
     std::shared_ptr<StatsCollectable> stats;
     std::unique_ptr<prometheus::Exposer> exposer;
 
     // part_scanned - one observation in the server's histogram.
     void part_scanned(const std::string& server, double seconds) noexcept override {
         try {
-            part_seconds.Add({{"server", server.empty() ? "unknown" : server}}, kBuckets).Observe(seconds);
+            prometheus::Histogram* h = nullptr;
+            {
+                std::lock_guard lock(part_mutex);
+                auto it = part_by_server.find(server);
+                if (it == part_by_server.end()) {
+                    if (part_by_server.size() >= kMaxServers) return;
+                    it = part_by_server
+                             .emplace(server, &part_seconds.Add({{"server", server.empty() ? "unknown" : server}},
+                                                                kBuckets))
+                             .first;
+                }
+                h = it->second;
+            }
+            h->Observe(seconds); // thread-safe on its own
         } catch (...) {
             // Out of memory for a new label: the observation is lost, the mail is not.
         }
