@@ -24,6 +24,8 @@ import re
 import signal
 import socket
 import sys
+import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Optional
@@ -278,6 +280,79 @@ def register(run) -> None:
         finally:
             cases_privs.stop_milter(s, m)
 
+
+    @run.case("metrics_under_load", "scrapes every 50 ms during 60 messages over 6 SMTP sessions all parse, "
+                                    "counters never go back, the end matches; idle clients holding "
+                                    "civetweb's threads delay scrapes, never mail")
+    def case_metrics_under_load(s: run.Suite, ck: run.Check) -> None:
+        if not ck.expect(text_string_to_metric_families is not None, "prometheus_client not importable"):
+            return
+        port = s.lab.ports.get()
+        settings = dict(s.tls_settings(), MetricsListen=f"127.0.0.1:{port}", LogLevel="info")
+        with s.milter("metrics-load", settings) as m:
+            stop = threading.Event()
+            seen: list[dict] = []
+            errors: list[str] = []
+
+            def scraper() -> None:
+                while not stop.is_set():
+                    try:
+                        seen.append(samples(scrape(port)[1]))
+                    except (OSError, ValueError) as e:
+                        errors.append(repr(e))
+                    time.sleep(0.05)
+
+            t = threading.Thread(target=scraper)
+            t.start()
+            try:
+                count = 60
+                msgs = [mail.clean_multipart(f"metrics load {i}") for i in range(count)]
+                outs, secs = run._send_many(s.postfix.smtp_port, msgs, 6)
+            finally:
+                stop.set()
+                t.join()
+            ok = [o for o in outs if o.code == 250]
+            ck.expect(len(ok) == count, f"{len(ok)}/{count} accepted: {[str(o) for o in outs if o.code != 250][:3]}")
+            ck.expect(not errors, f"{len(errors)} scrapes failed: {errors[:3]}")
+            ck.expect(len(seen) >= 5, f"only {len(seen)} scrapes during the load")
+            for name in ("icap_milter_examined_total", "icap_milter_scanned_total",
+                         "icap_milter_message_scan_seconds_count"):
+                series = [value(g, name) or 0 for g in seen]
+                ck.expect(all(a <= b for a, b in zip(series, series[1:])), f"{name} went back: {series}")
+            busiest = max((value(g, "icap_milter_messages_in_scan") or 0) for g in seen) if seen else 0
+            final = samples(scrape(port)[1])
+            ck.expect(value(final, "icap_milter_examined_total") == count
+                      and value(final, "icap_milter_virus_free_total") == count
+                      and value(final, "icap_milter_message_scan_seconds_count") == count,
+                      f"final examined {value(final, 'icap_milter_examined_total')}, virus_free "
+                      f"{value(final, 'icap_milter_virus_free_total')}, message histogram count "
+                      f"{value(final, 'icap_milter_message_scan_seconds_count')}, expected {count}")
+            ck.expect(total(final, "icap_milter_part_scan_seconds_count") == value(final, "icap_milter_scanned_total"),
+                      "part histogram count differs from scanned_total")
+            ck.expect(value(final, "icap_milter_messages_in_scan") == 0, "messages_in_scan not back to 0")
+            ck.note(f"{count} messages in {secs:.1f}s with {len(seen)} scrapes alongside; "
+                    f"most messages in scan at a scrape: {busiest:.0f}")
+
+            # Idle clients take both civetweb threads: scrapes wait (request
+            # timeout 5 s), mail does not.
+            idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+            try:
+                time.sleep(0.3)
+                msg = mail.clean_multipart("metrics: mail while scrapers hang")
+                t0 = time.monotonic()
+                s.expect_delivered(ck, mail.send_one(s.postfix.smtp_port, msg), m, sent=msg,
+                                   label="mail while idle HTTP clients hold the endpoint")
+                mail_secs = time.monotonic() - t0
+                ck.expect(mail_secs < 4, f"mail took {mail_secs:.1f}s while the endpoint was held")
+                t0 = time.monotonic()
+                got = samples(scrape(port)[1])
+                ck.expect(value(got, "icap_milter_examined_total") == count + 1,
+                          "the endpoint did not recover after the idle clients timed out")
+                ck.note(f"with 3 idle HTTP clients: mail {mail_secs:.2f}s, next scrape "
+                        f"{time.monotonic() - t0:.1f}s")
+            finally:
+                for c in idle:
+                    c.close()
 
 def free_privileged_port() -> Optional[int]:
     """free_privileged_port - a loopback port in 900-1000 nothing listens on (we are root)."""
