@@ -2,8 +2,9 @@
 //   main.cpp - icap-milter: command line, start-up order, signals
 // SUMMARY
 //   Reads the config, opens privileged things (milter socket, pid file,
-//   the Prometheus endpoint of MetricsListen, the scan-token signing key, the TLS CA file, client certificate and
-//   key), drops to User, starts the scanner pool
+//   the Prometheus endpoint of MetricsListen, the scan-token signing
+//   key, the TLS CA file, client certificate and key), drops to User,
+//   starts the scanner pool
 //   and runs libmilter's loop in its own thread. The main thread owns
 //   the signals: SIGHUP reloads the config as an atomic snapshot swap
 //   (a bad file keeps the old one; TLS files User may not read keep
@@ -11,7 +12,8 @@
 //   SIGTERM and SIGINT stop accepting, drain open sessions and exit.
 // DIAGNOSTICS
 //   Exit status: 0 normal stop or a good -t; 78 (EX_CONFIG) bad config;
-//   1 start-up failure (socket, privileges, TLS), logged at critical.
+//   1 start-up failure (socket, privileges, TLS, MetricsListen), logged
+//   at critical.
 #include "icap-milter/config/config.hpp"
 #include "icap-milter/config/paths.hpp"
 #include "icap-milter/log/log.hpp"
