@@ -7,7 +7,7 @@ set -euo pipefail
 BUILD_PKGS=(
   build-essential autoconf automake libtool pkg-config
   libmilter-dev libgmime-3.0-dev libssl-dev libspdlog-dev libfmt-dev
-  doctest-dev nlohmann-json3-dev libsystemd-dev
+  doctest-dev nlohmann-json3-dev libsystemd-dev prometheus-cpp-dev
 )
 # Packaging (scripts/package.sh): the .deb with its lintian check, the
 # rpm with rpmlint, and systemd-analyze for the unit's security score.
@@ -16,9 +16,12 @@ PACKAGE_PKGS=(debhelper dpkg-dev fakeroot lintian rpm rpmlint elfutils systemd)
 # and llvm-symbolizer. The ASan/UBSan/TSan unit test builds use g++, whose
 # sanitizer runtimes come with build-essential (libgcc-12-dev).
 FUZZ_PKGS=(clang libclang-rt-dev llvm)
+# The /metrics endpoint needs libprometheus-cpp-core1.0 and -pull1.0 at
+# run time; the integration tests parse its output with python3-prometheus-client.
 RUNTIME_PKGS=(
   c-icap libc-icap-mod-virus-scan clamav clamav-daemon
   postfix openssl zip python3 procps clamav-milter
+  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 python3-prometheus-client
 )
 
 missing=()

@@ -2,8 +2,9 @@
 //   main.cpp - icap-milter: command line, start-up order, signals
 // SUMMARY
 //   Reads the config, opens privileged things (milter socket, pid file,
-//   the scan-token signing key, the TLS CA file, client certificate and
-//   key), drops to User, starts the scanner pool
+//   the Prometheus endpoint of MetricsListen, the scan-token signing
+//   key, the TLS CA file, client certificate and key), drops to User,
+//   starts the scanner pool
 //   and runs libmilter's loop in its own thread. The main thread owns
 //   the signals: SIGHUP reloads the config as an atomic snapshot swap
 //   (a bad file keeps the old one; TLS files User may not read keep
@@ -13,7 +14,8 @@
 //   and sends the stop alert, within 5 s, before the scanner stops.
 // DIAGNOSTICS
 //   Exit status: 0 normal stop or a good -t; 78 (EX_CONFIG) bad config;
-//   1 start-up failure (socket, privileges, TLS), logged at critical.
+//   1 start-up failure (socket, privileges, TLS, MetricsListen), logged
+//   at critical.
 #include "icap-milter/config/config.hpp"
 #include "icap-milter/config/paths.hpp"
 #include "icap-milter/log/log.hpp"
@@ -26,6 +28,7 @@
 #include "icap-milter/scan/scanner.hpp"
 #include "icap-milter/stats/alerts.hpp"
 #include "icap-milter/stats/counters.hpp"
+#include "icap-milter/stats/metrics.hpp"
 #include "icap-milter/token/keys.hpp"
 #include "tools/check_scanners.hpp"
 
@@ -38,6 +41,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -173,8 +177,10 @@ private:
             }
             auto old = icapm::current_runtime();
             if (old && (old->config->socket != config->socket || old->config->user != config->user ||
-                        old->config->pid_file != config->pid_file))
-                spdlog::warn("reload: Socket, User and PidFile changes take effect only after a restart");
+                        old->config->pid_file != config->pid_file ||
+                        old->config->metrics_listen != config->metrics_listen))
+                spdlog::warn("reload: Socket, User, PidFile and MetricsListen changes take effect only after a "
+                             "restart");
             auto tls_files = icapm::load_tls_files(*config, old ? old->tls_files.get() : nullptr);
             auto rt = icapm::make_runtime(config, reload_tokens(*config, old), std::move(tls_files));
             icapm::log_init(config->log_target, config->log_level);
@@ -227,6 +233,19 @@ const char* signal_loop(const sigset_t& set, Reloader& reloader) {
 // certificate or key that cannot be loaded or do not match, or a bad cipher list.
 void check_tls(const icapm::Config& c) { (void)icapm::make_scanner_tls(c); }
 
+// open_metrics - the Prometheus endpoint when MetricsListen is set; opened
+// before the privilege drop, so a port below 1024 works too. Throws when
+// it cannot listen: a start-up error.
+std::unique_ptr<icapm::MetricsServer> open_metrics(const icapm::Config& c) {
+    if (c.metrics_listen.empty()) return nullptr;
+    std::string why;
+    auto where = icapm::parse_listen_address(c.metrics_listen, &why);
+    if (!where) throw std::runtime_error("MetricsListen: " + why);
+    auto metrics = std::make_unique<icapm::MetricsServer>(*where);
+    spdlog::info("metrics: Prometheus endpoint listening on http://{}/metrics", where->str());
+    return metrics;
+}
+
 // drain - wait (bounded) for open SMTP sessions to finish.
 void drain(std::chrono::seconds limit) {
     const auto until = std::chrono::steady_clock::now() + limit;
@@ -270,9 +289,11 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
 
     if (!icapm::milter_register()) return 1;
     std::optional<icapm::PidFile> pid_file;
+    std::unique_ptr<icapm::MetricsServer> metrics; // outlives every scan thread that reports to it
     try {
         icapm::open_milter_socket(*config);
         if (!config->pid_file.empty()) pid_file.emplace(config->pid_file);
+        metrics = open_metrics(*config);
         // The token signing key is readable only by root (or its owner): read it now.
         icapm::TokenKeys tokens = icapm::load_token_keys(*config);
         // So are the TLS client key and often the CA and certificate.
@@ -316,6 +337,7 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
     log_stats();
     icapm::alerts_stop(stop_signal, std::chrono::seconds(5)); // stop alert, bounded wait
     icapm::install_runtime(nullptr); // the scanner finishes queued work and joins its workers
+    metrics.reset();
     pid_file.reset(); // may warn (after the privilege drop): while the logger still exists
     spdlog::info("icap-milter stopped");
     spdlog::shutdown();

@@ -20,6 +20,7 @@
 
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/net/smtp_client.hpp"
+#include "icap-milter/net/listen_address.hpp"
 #include "icap-milter/net/uri.hpp"
 #include "icap-milter/policy/template.hpp"
 #include "icap-milter/scan/server_spec.hpp"
@@ -357,6 +358,12 @@ std::string check_header_name(std::string_view v) {
 std::string check_config_name(std::string_view v) {
     bool ok = v.size() <= 64 && std::all_of(v.begin(), v.end(), [](char c) { return c >= 32 && c < 127 && c != '"'; });
     return ok ? std::string() : "'" + std::string(v) + "' is not a short printable name";
+}
+
+// check_listen_or_empty - ADDRESS:PORT with a numeric address, or "" for off.
+std::string check_listen_or_empty(std::string_view v) {
+    std::string why;
+    return v.empty() || parse_listen_address(v, &why) ? std::string() : why;
 }
 
 // build - the table itself. Order = documentation order.
@@ -769,6 +776,15 @@ std::vector<OptionSpec> build() {
          "A definitions-stale alert is sent when a scanner's ISTag (its definition signature) has not "
          "changed for this long, and again each time this long passes. 0: no such alerts."},
         &Config::definitions_max_age));
+    constexpr std::string_view monitoring = "Monitoring";
+    t.push_back(string_option(
+        {monitoring, "MetricsListen", "ADDRESS:PORT",
+         "Where the Prometheus /metrics endpoint listens: an IPv4 address and port (127.0.0.1:9375), or an "
+         "IPv6 address in brackets ([::1]:9375) where prometheus-cpp's civetweb has IPv6 (Debian 12's has "
+         "not: start-up then fails saying so); empty, the default, serves no metrics. Anyone who reaches "
+         "it reads the statistics, so keep it on loopback or a monitoring network. Opened at start, before "
+         "the privilege drop; a change takes effect after a restart."},
+        &Config::metrics_listen, check_listen_or_empty));
     return t;
 }
 

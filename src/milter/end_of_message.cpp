@@ -19,6 +19,7 @@
 #include "icap-milter/mime/walker.hpp"
 #include "icap-milter/scan/content_class.hpp"
 #include "icap-milter/stats/counters.hpp"
+#include "icap-milter/stats/observer.hpp"
 #include "icap-milter/token/token.hpp"
 
 #include <spdlog/spdlog.h>
@@ -171,6 +172,7 @@ WalkLimits walk_limits(const Config& c, std::shared_ptr<MemoryBudget> budget) {
 
 // process_message - walk, check the token, scan, decide, sign.
 Outcome process_message(const Runtime& rt, MessageContext& msg, const std::function<void()>& progress) {
+    const MessageTimer timer; // metrics: messages being scanned, end-of-message time (nothing when off)
     Outcome out;
     const Config& c = *rt.config;
     const std::string job = "Job-" + std::to_string(msg.job);

@@ -24,6 +24,7 @@
 #include "icap-milter/scan/pool.hpp"
 #include "icap-milter/scan/session.hpp"
 #include "icap-milter/stats/counters.hpp"
+#include "icap-milter/stats/observer.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -173,8 +174,10 @@ struct Scanner::Impl {
             }
             auto source = task.data->reader();
             ScanRequest req{task.filename, task.job_id, deadline, &cancel};
+            const PartTimer timer; // metrics: this exchange's time (no clock read when off)
             Verdict v = lease->session().scan(req, *source);
             if (v.kind != VerdictKind::Error) {
+                timer.done(v);
                 pool->report_success(s, v.istag);
                 return v;
             }

@@ -86,6 +86,12 @@ std::string Counters::render() const {
     return out;
 }
 
+// rejected_reasons - copy under the lock (the metrics read it at scrape time).
+std::map<std::string, std::uint64_t> Counters::rejected_reasons() const {
+    std::lock_guard lock(mutex_);
+    return rejected_reasons_;
+}
+
 // counters - one instance for the process.
 Counters& counters() {
     static Counters c;

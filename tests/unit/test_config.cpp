@@ -71,7 +71,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 67);
+    CHECK(schema().size() == 68);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -539,7 +539,8 @@ TEST_CASE("config: dump_config round-trips") {
             "AlertInfection digest\n"
             "LoadThreshold 500\n"
             "LoadAlertInterval 1m\n"
-            "DefinitionsMaxAge 0s\n";
+            "DefinitionsMaxAge 0s\n"
+            "MetricsListen [::1]:9375\n";
         std::vector<ConfigError> errors;
         auto config = parse(text, errors);
         INFO(all_errors(errors));

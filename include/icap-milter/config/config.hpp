@@ -120,6 +120,8 @@ struct Config {
     unsigned load_threshold = 100;                           // LoadThreshold (InScannerQueue)
     std::chrono::milliseconds load_alert_interval{300000};   // LoadAlertInterval
     std::chrono::milliseconds definitions_max_age{48LL * 3600 * 1000}; // DefinitionsMaxAge, 0 = off
+    // Monitoring (Prometheus)
+    std::string metrics_listen;             // MetricsListen: ADDRESS:PORT of /metrics; empty = off
 
     // operator== - field-wise; used by reload (did anything change?) and tests.
     bool operator==(const Config&) const = default;

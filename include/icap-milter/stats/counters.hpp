@@ -69,6 +69,8 @@ public:
     ScannerHealth scanner_health() const;
     // render - "Name: value" lines, one per counter and per rejection reason.
     std::string render() const;
+    // rejected_reasons - a copy of the per-reason counts of rejected tokens.
+    std::map<std::string, std::uint64_t> rejected_reasons() const;
 
 private:
     mutable std::mutex mutex_;
