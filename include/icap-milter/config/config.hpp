@@ -110,6 +110,11 @@ struct Config {
     std::string log_target = "syslog";      // LogTarget: syslog | stderr | file:PATH
     std::string log_level = "info";         // LogLevel: error | warning | info | debug
 
+    // Control socket (icap-milterctl stats|health|queue|reload|loglevel)
+    std::string control_socket = paths::run_directory() + "/control"; // ControlSocket, "" = none
+    unsigned control_socket_mode = 0660;    // ControlSocketMode (octal)
+    std::string control_socket_group;       // ControlSocketGroup, empty = primary group of User
+
     // operator== - field-wise; used by reload (did anything change?) and tests.
     bool operator==(const Config&) const = default;
 };
