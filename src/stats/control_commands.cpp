@@ -129,7 +129,7 @@ std::string render_health(const HealthView& h, bool json) {
             o["LastCheck"] = utc_text(s.last_check);
             o["ISTag"] = s.istag;
             o["Version"] = s.version_info;
-            o["LastDefinitionUpdate"] = utc_text(s.last_definition_update);
+            o["DefinitionsSince"] = utc_text(s.last_definition_update);
             o["SelfTest"] = s.self_test;
             o["GetsMail"] = s.gets_mail;
             o["ConnectionsInUse"] = s.outstanding;
@@ -159,7 +159,7 @@ std::string render_health(const HealthView& h, bool json) {
         out += fmt::format("  State: {} ({})\n", state_word(s), to_string(s.health));
         out += "  LastCheck: " + utc_text(s.last_check) + "\n";
         out += "  ISTag: " + or_unknown(s.istag) + (s.version_info.empty() ? "" : " (" + s.version_info + ")") + "\n";
-        out += "  LastDefinitionUpdate: " + utc_text(s.last_definition_update) + "\n";
+        out += "  DefinitionsSince: " + utc_text(s.last_definition_update) + "\n";
         out += "  SelfTest: " + s.self_test + (s.gets_mail ? "" : " (gets no mail)") + "\n";
         out += fmt::format("  Connections: in_use={} open={} cap={}\n", s.outstanding, s.open, s.cap);
         out += fmt::format("  Requests: {} Failures: {}\n", s.requests, s.failures);

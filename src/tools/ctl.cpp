@@ -330,6 +330,23 @@ int verify(const std::string& file, const std::string& conf, const std::string& 
     return 0;
 }
 
+// raw_control_socket - the ControlSocket line of a config file that does
+// not load (else the built-in default); "" when the file cannot be read.
+std::string raw_control_socket(const std::string& conf) {
+    std::ifstream in(conf);
+    if (!in) return {};
+    std::string line, found = icapm::Config{}.control_socket;
+    while (std::getline(in, line)) {
+        std::istringstream words(line);
+        std::string key, value;
+        if (!(words >> key) || key != "ControlSocket") continue;
+        words >> value;
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+        found = value;
+    }
+    return found;
+}
+
 // control - stats|health|queue|reload|loglevel over ControlSocket: -s
 // wins, else the config's (-c, or the default file when it exists), else
 // the built-in default path.
@@ -340,11 +357,15 @@ int control(const std::vector<std::string>& args, const std::string& conf_given,
         if (!conf_given.empty() || ::access(conf.c_str(), R_OK) == 0) {
             std::vector<icapm::ConfigError> errors;
             auto config = icapm::load_config(conf, errors);
-            if (!config) {
+            if (config) {
+                path = config->control_socket;
+            } else {
+                // A broken file is what "reload" is about to be refused for:
+                // say so, and still find the socket, so the daemon answers.
                 for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.str().c_str());
-                return 3;
+                path = raw_control_socket(conf);
+                if (path.empty()) return 3;
             }
-            path = config->control_socket;
             if (path.empty()) {
                 std::fprintf(stderr, "icap-milterctl: ControlSocket is empty (off) in %s\n", conf.c_str());
                 return 3;

@@ -96,7 +96,7 @@ struct ServerStatus {
     std::vector<CanaryResult> canaries; // the last test's canaries
     // For icap-milterctl health:
     std::int64_t last_check = 0;       // Unix time of the last OPTIONS probe, 0 = never
-    std::int64_t last_definition_update = 0; // Unix time its ISTag last changed (or was first seen), 0 = never
+    std::int64_t last_definition_update = 0; // Unix time its current ISTag was first seen (start or change), 0 = never
     std::int64_t last_latency_ms = -1; // the last successful scan exchange, -1 = none yet
     double avg_latency_ms = -1;        // moving average of those (weight 1/8 for the newest), -1 = none
 };
