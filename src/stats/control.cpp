@@ -13,6 +13,7 @@
 //   that throws answers "ERROR internal error: ..." and is logged at error.
 #include "icap-milter/stats/control.hpp"
 
+#include "icap-milter/common/ascii.hpp"
 #include "icap-milter/log/log.hpp"
 
 #include <grp.h>
@@ -52,7 +53,7 @@ std::vector<std::string> lower_words(std::string_view line) {
             word.clear();
             continue;
         }
-        word += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+        word += ascii_lower(c);
     }
     if (!word.empty()) out.push_back(std::move(word));
     return out;

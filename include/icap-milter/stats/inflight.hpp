@@ -9,13 +9,14 @@
 //   None: entering never fails and never blocks on anything but a short lock.
 #pragma once
 
+#include "icap-milter/common/lock_guarded.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <utility>
 #include <string>
 #include <vector>
@@ -70,9 +71,11 @@ private:
     // leave - drop one entry (the ticket's destructor).
     void leave(std::uint64_t id) noexcept;
 
-    mutable std::mutex mutex_;
-    std::uint64_t next_id_ = 0;
-    std::map<std::uint64_t, Entry> entries_; // by id: oldest first
+    struct Table {
+        std::uint64_t next_id = 0;
+        std::map<std::uint64_t, Entry> entries; // by id: oldest first
+    };
+    LockGuarded<Table> table_;
 };
 
 // inflight - the process's registry.
