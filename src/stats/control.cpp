@@ -224,7 +224,10 @@ struct ControlServer::Impl {
     void drop(Client& c, const char* reason) {
         spdlog::info("control: client dropped reason={} {}", reason, c.peer);
         c.fd.reset();
-        if (c.phase != Client::Phase::Working) c.finished = true;
+        if (c.phase != Client::Phase::Working)
+            c.finished = true;
+        else
+            c.deadline = Clock::now() + std::chrono::hours(24); // no deadline left to wake for: wait for its thread
     }
 
     // reply_now - answer without running a command (parse error, busy, too long).

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <ctime>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -386,6 +387,23 @@ TEST_CASE("control: a slow command does not block another client") {
     CHECK(took < 300ms);
     t.join();
     CHECK(slow == "OK\nreloaded\n");
+}
+
+TEST_CASE("control: a command past command_timeout loses its client, and the server does not spin") {
+    ControlLimits limits;
+    limits.command_timeout = 300ms;
+    Server s(limits);
+    auto fd = connect_to(s.path);
+    REQUIRE(::send(fd.get(), "reload\n", 7, MSG_NOSIGNAL) == 7);
+    CHECK(read_all(fd.get(), 3000ms).empty()); // closed after 300 ms, no reply
+    // While the dropped command still runs, the server thread sleeps in poll().
+    timespec t0{}, t1{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    std::this_thread::sleep_for(500ms);
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    const double cpu = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CHECK(cpu < 0.2);
+    CHECK(s.ask("stats") == "OK\nanswer text\n");
 }
 
 TEST_CASE("control: more clients than allowed are closed, more commands than allowed told busy") {
