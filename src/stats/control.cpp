@@ -212,6 +212,7 @@ struct ControlServer::Impl {
     UniqueFd wake; // eventfd: a command finished, or stop
     std::atomic<bool> stopping{false};
     std::vector<std::unique_ptr<Client>> clients;
+    Clock::time_point accept_pause{}; // no accept() before this (after EMFILE and the like)
     std::thread thread;
 
     // signal - wake the poll loop.
@@ -335,7 +336,15 @@ struct ControlServer::Impl {
     void accept_all() {
         for (int i = 0; i < 64; ++i) {
             UniqueFd fd(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-            if (!fd) return; // EAGAIN, or a connection that went away
+            if (!fd) {
+                // Out of descriptors or memory: the listener stays readable,
+                // so leave it alone for a moment rather than spin on it.
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+                    spdlog::warn("control: accept: {}", std::strerror(errno));
+                    accept_pause = Clock::now() + std::chrono::milliseconds(200);
+                }
+                return;
+            }
             auto c = std::make_unique<Client>();
             c->peer = "peer " + peer_text(fd.get());
             c->fd = std::move(fd);
@@ -381,8 +390,10 @@ struct ControlServer::Impl {
             fds.clear();
             who.clear();
             fds.push_back({wake.get(), POLLIN, 0});
-            fds.push_back({listener.get(), POLLIN, 0});
-            auto next = Clock::now() + std::chrono::seconds(1);
+            const bool accepting = Clock::now() >= accept_pause;
+            fds.push_back({listener.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
+            auto next = std::min(Clock::now() + std::chrono::seconds(1),
+                                 accepting ? Clock::time_point::max() : accept_pause);
             for (auto& cp : clients) {
                 Client& c = *cp;
                 next = std::min(next, c.deadline);
