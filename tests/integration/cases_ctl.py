@@ -70,6 +70,7 @@ def register(run) -> None:
             t.start()
             answers, failures, examined = 0, [], []
             max_in_flight, max_pending, sample_queue, json_ok = 0, 0, "", 0
+            max_in_queue, busy_health = 0, ""
             slowest = 0.0
             while t.is_alive():
                 for args in (("stats",), ("stats", "--json"), ("health",), ("health", "--json"),
@@ -90,6 +91,7 @@ def register(run) -> None:
                         json_ok += 1
                         if args[0] == "stats":
                             examined.append(j["Examined"])
+                            max_in_queue = max(max_in_queue, j["InScannerQueue"])
                             for key in ("SentToScanner", "InScannerQueue", "Scanned", "Infected",
                                         "VirusFree", "Unscanned", "Token.Self", "Token.TrustedServer",
                                         "Token.Rejected", "Action.reject", "Action.accept"):
@@ -106,6 +108,8 @@ def register(run) -> None:
                                 failures.append(f"health --json: scanner not up: {res.stdout[:300]}")
                     elif args[0] == "queue" and res.stdout.count("\n") > 1 and not sample_queue:
                         sample_queue = res.stdout
+                    elif args[0] == "health" and "in_use=0 " not in res.stdout and not busy_health:
+                        busy_health = res.stdout
             t.join(600)
             outs = result.get("outs") or []
             ck.expect(not failures, f"{len(failures)} control failures: {failures[:5]}")
@@ -145,9 +149,12 @@ def register(run) -> None:
             (s.lab.dir / "ctl_stats.txt").write_text(res.stdout)
             (s.lab.dir / "ctl_health.txt").write_text(health.stdout)
             (s.lab.dir / "ctl_queue_sample.txt").write_text(sample_queue)
+            (s.lab.dir / "ctl_health_busy.txt").write_text(busy_health)
+            (s.lab.dir / "ctl_stats.json").write_text(ctl(s, m, "stats", "--json").stdout)
             ck.note(f"{answers} answers ({json_ok} JSON) during {result.get('secs', 0):.1f}s of mail, "
                     f"slowest {slowest * 1000:.0f} ms; Examined samples {examined[:3]}..{examined[-3:]}; "
-                    f"most in flight {max_in_flight}, most parts pending {max_pending}")
+                    f"most in flight {max_in_flight}, most parts pending {max_pending}, "
+                    f"most InScannerQueue {max_in_queue}")
             ck.note("queue sample: " + sample_queue.replace("\n", " | ")[:300])
 
     @run.case("ctl_loglevel", "icap-milterctl loglevel debug makes debug lines appear without a "
