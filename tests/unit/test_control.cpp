@@ -313,19 +313,19 @@ TEST_CASE("control: server answers, and errors are one line") {
 
 TEST_CASE("control: a silent client does not block another, and is dropped at its deadline") {
     ControlLimits limits;
-    limits.io_timeout = 700ms;
+    limits.io_timeout = 2500ms;
     Server s(limits);
     auto silent = connect_to(s.path);
     auto half = connect_to(s.path);
     REQUIRE(::send(half.get(), "sta", 3, MSG_NOSIGNAL) == 3); // a request that never ends
     std::chrono::milliseconds took{};
     CHECK(s.ask("stats", &took) == "OK\nanswer text\n");
-    CHECK(took < 300ms);
+    CHECK(took < 1000ms); // blocked, it would take io_timeout
     // Both are closed by the server after io_timeout, without any reply.
     const auto t0 = std::chrono::steady_clock::now();
-    CHECK(read_all(silent.get(), 3000ms).empty());
-    CHECK(read_all(half.get(), 3000ms).empty());
-    CHECK(std::chrono::steady_clock::now() - t0 < 2000ms);
+    CHECK(read_all(silent.get(), 6000ms).empty());
+    CHECK(read_all(half.get(), 6000ms).empty());
+    CHECK(std::chrono::steady_clock::now() - t0 < 5000ms);
     CHECK(s.calls == 1);
 }
 
@@ -351,7 +351,7 @@ TEST_CASE("control: a client sending 10 MB is cut off and does not block another
     });
     std::chrono::milliseconds took{};
     CHECK(s.ask("stats", &took) == "OK\nanswer text\n");
-    CHECK(took < 500ms);
+    CHECK(took < 1000ms); // blocked, it would take io_timeout (5 s)
     stop = true;
     sender.join();
     CHECK(pushed < (10u << 20)); // never swallowed whole
@@ -362,7 +362,7 @@ TEST_CASE("control: a client sending 10 MB is cut off and does not block another
 
 TEST_CASE("control: a client that never reads a big reply does not block another") {
     ControlLimits limits;
-    limits.io_timeout = 800ms;
+    limits.io_timeout = 2500ms;
     Server s(limits, std::string(900000, 'q'));
     auto lazy = connect_to(s.path);
     int small = 4096;
@@ -371,7 +371,7 @@ TEST_CASE("control: a client that never reads a big reply does not block another
     std::this_thread::sleep_for(100ms);
     std::chrono::milliseconds took{};
     CHECK(s.ask("stats", &took) == "OK\nanswer text\n");
-    CHECK(took < 300ms);
+    CHECK(took < 1000ms); // blocked, it would take io_timeout
     // A reader gets the whole reply.
     const std::string full = s.ask("queue");
     CHECK(full.size() == 3 + 900000 + 1);
@@ -384,7 +384,7 @@ TEST_CASE("control: a slow command does not block another client") {
     std::this_thread::sleep_for(200ms);
     std::chrono::milliseconds took{};
     CHECK(s.ask("stats", &took) == "OK\nanswer text\n");
-    CHECK(took < 300ms);
+    CHECK(took < 800ms); // blocked, it would wait for the 1.5 s command
     t.join();
     CHECK(slow == "OK\nreloaded\n");
 }
@@ -402,7 +402,7 @@ TEST_CASE("control: a command past command_timeout loses its client, and the ser
     std::this_thread::sleep_for(500ms);
     ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
     const double cpu = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-    CHECK(cpu < 0.2);
+    CHECK(cpu < 0.1);
     CHECK(s.ask("stats") == "OK\nanswer text\n");
 }
 
@@ -410,16 +410,18 @@ TEST_CASE("control: more clients than allowed are closed, more commands than all
     ControlLimits limits;
     limits.max_clients = 2;
     limits.max_commands = 1;
-    limits.io_timeout = 600ms;
+    limits.io_timeout = 1500ms;
     Server s(limits);
     {
         auto a = connect_to(s.path);
         auto b = connect_to(s.path);
         std::this_thread::sleep_for(100ms);
         std::chrono::milliseconds took{};
-        CHECK(s.ask("stats", &took).starts_with("FAILED")); // closed at once, not left waiting
-        CHECK(took < 300ms);
-        std::this_thread::sleep_for(900ms); // a and b time out
+        const std::string r = s.ask("stats", &took);
+        // Closed at once (end of file or reset), not left waiting for an answer.
+        CHECK((r.empty() || (r.starts_with("FAILED") && r.find("timed out") == std::string::npos)));
+        CHECK(took < 1000ms);
+        std::this_thread::sleep_for(1800ms); // a and b time out
         CHECK(s.ask("stats") == "OK\nanswer text\n");
     }
     std::string slow;
