@@ -148,10 +148,11 @@ public:
         return n;
     }
     // wait - until a reload that began after request n finished, at most
-    // limit; nullopt on timeout, else whether that reload succeeded.
-    std::optional<bool> wait(std::uint64_t n, std::chrono::milliseconds limit) {
+    // limit; nullopt on timeout, else whether that reload succeeded (and *why not).
+    std::optional<bool> wait(std::uint64_t n, std::chrono::milliseconds limit, std::string* why) {
         std::unique_lock lock(mutex_);
         if (!done_cv_.wait_for(lock, limit, [&] { return finished_ >= n; })) return std::nullopt;
+        *why = last_error_;
         return last_ok_;
     }
 
@@ -165,28 +166,32 @@ private:
             pending_ = false;
             const std::uint64_t covers = requested_;
             lock.unlock();
-            const bool ok = reload();
+            std::string why;
+            const bool ok = reload(&why);
             lock.lock();
             finished_ = covers;
             last_ok_ = ok;
+            last_error_ = std::move(why);
             done_cv_.notify_all();
         }
     }
     // reload - one reload, told to the service manager (Type=notify).
-    bool reload() {
+    bool reload(std::string* why) {
         icapm::notify_service("RELOADING=1");
-        const bool ok = reload_config();
+        const bool ok = reload_config(why);
         icapm::notify_service("READY=1");
         return ok;
     }
     // reload_config - load, validate, build; keep the old runtime on any failure.
-    bool reload_config() {
+    bool reload_config(std::string* why) {
         try {
             std::vector<icapm::ConfigError> errors;
             auto config = icapm::load_config(path_, errors);
             if (!config) {
                 for (const auto& e : errors) spdlog::error("reload: {}", e.str());
                 spdlog::error("reload: {} has errors; keeping the running configuration", path_);
+                *why = errors.empty() ? path_ + " has errors" : errors.front().str();
+                if (errors.size() > 1) *why += " (and " + std::to_string(errors.size() - 1) + " more)";
                 return false;
             }
             auto old = icapm::current_runtime();
@@ -205,6 +210,7 @@ private:
             return true;
         } catch (const std::exception& e) {
             spdlog::error("reload: {}; keeping the running configuration", e.what());
+            *why = e.what();
             return false;
         }
     }
@@ -216,6 +222,7 @@ private:
     std::uint64_t requested_ = 0;     // requests so far
     std::uint64_t finished_ = 0;      // the last request a finished reload covered
     bool last_ok_ = false;            // how that reload went
+    std::string last_error_;          // ... and why it failed
     bool pending_ = false;
     bool stop_ = false;
     std::thread thread_;
@@ -224,9 +231,10 @@ private:
 // control_reload - the control socket's reload: the SIGHUP path, waited for (bounded).
 icapm::ControlReply control_reload(Reloader& reloader) {
     spdlog::info("control: reloading configuration");
-    const auto result = reloader.wait(reloader.request(), std::chrono::seconds(30));
+    std::string why;
+    const auto result = reloader.wait(reloader.request(), std::chrono::seconds(30), &why);
     if (!result) return {false, "reload still running after 30 s; see the log"};
-    if (!*result) return {false, "reload failed; the running configuration stays (see the log)"};
+    if (!*result) return {false, "reload failed: " + why + "; the running configuration stays (see the log)"};
     return {true, "reloaded"};
 }
 
