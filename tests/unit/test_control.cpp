@@ -11,7 +11,9 @@
 #include "icap-milter/stats/control.hpp"
 #include "icap-milter/stats/control_commands.hpp"
 #include "icap-milter/stats/inflight.hpp"
+#include "icap-milter/scan/scanner.hpp"
 #include "../../src/tools/control_cmd.hpp"
+#include "icap_script.hpp"
 
 #include <doctest/doctest.h>
 
@@ -501,4 +503,50 @@ TEST_CASE("control: icap-milterctl client usage and exit statuses") {
     CHECK(control_command({"stats"}, mute, out, err2, 300ms) == 3);
     CHECK(std::chrono::steady_clock::now() - t0 < 2000ms);
     CHECK(err2.str().find("timed out") != std::string::npos);
+}
+
+TEST_CASE("control: the scanner counts a message's parts down, and the pool measures latency") {
+    icapm_test::QuietLog quiet;
+    icapm_test::Recorder rec;
+    icapm_test::ScriptServer srv([&](icapm_test::Peer& p, int) {
+        icapm_test::serve(p, rec, icapm_test::options_reply(), [](const icapm_test::Request&) {
+            std::this_thread::sleep_for(300ms); // a scanner that takes its time
+            return icapm_test::kReply204;
+        });
+    });
+    auto c = std::make_shared<Config>();
+    c->scanner_self_test = false;
+    c->icap_servers = {"icap://127.0.0.1:" + std::to_string(srv.port()) + "/avscan"};
+    c->scan_threads = 1;
+    Scanner scanner(c);
+    InFlight reg;
+    auto ticket = reg.enter("QID1", "Job-1", 2);
+    std::vector<ScanTask> tasks;
+    for (int i = 0; i < 2; ++i) {
+        auto spool = std::make_shared<Spool>("/tmp", 1 << 20);
+        spool->append("part " + std::to_string(i));
+        ScanTask t{"f.bin", "Job-1." + std::to_string(i + 1), spool};
+        t.pending = ticket.pending();
+        tasks.push_back(std::move(t));
+    }
+    std::size_t seen_between = 99;
+    std::thread watcher([&] {
+        // One worker, 300 ms a part: after the first part, one is left.
+        std::this_thread::sleep_for(450ms);
+        std::size_t more = 0;
+        auto snap = reg.snapshot(10, &more);
+        if (!snap.empty()) seen_between = snap[0].pending;
+    });
+    auto v = scanner.scan(std::move(tasks), [] {});
+    watcher.join();
+    REQUIRE(v.size() == 2);
+    CHECK(v[0].kind == VerdictKind::Clean);
+    CHECK(ticket.pending()->load() == 0);
+    CHECK(seen_between == 1);
+    const auto st = scanner.servers();
+    REQUIRE(st.size() == 1);
+    CHECK(st[0].last_latency_ms >= 290);
+    CHECK(st[0].last_latency_ms < 2000);
+    CHECK(st[0].avg_latency_ms >= 290);
+    CHECK(st[0].last_definition_update > 0); // the ISTag was first seen now
 }
