@@ -132,6 +132,8 @@ std::string render_health(const HealthView& h, bool json) {
             o["DefinitionsSince"] = utc_text(s.last_definition_update);
             o["SelfTest"] = s.self_test;
             o["GetsMail"] = s.gets_mail;
+            o["SelfTestMisses"] = s.misses;
+            o["SelfTestFix"] = s.fix;
             o["ConnectionsInUse"] = s.outstanding;
             o["ConnectionsOpen"] = s.open;
             o["ConnectionCap"] = s.cap;
@@ -161,6 +163,8 @@ std::string render_health(const HealthView& h, bool json) {
         out += "  ISTag: " + or_unknown(s.istag) + (s.version_info.empty() ? "" : " (" + s.version_info + ")") + "\n";
         out += "  DefinitionsSince: " + utc_text(s.last_definition_update) + "\n";
         out += "  SelfTest: " + s.self_test + (s.gets_mail ? "" : " (gets no mail)") + "\n";
+        if (!s.misses.empty()) out += fmt::format("  SelfTestMisses: {}\n", fmt::join(s.misses, ", "));
+        if (!s.fix.empty()) out += "  SelfTestFix: " + s.fix + "\n";
         out += fmt::format("  Connections: in_use={} open={} cap={}\n", s.outstanding, s.open, s.cap);
         out += fmt::format("  Requests: {} Failures: {}\n", s.requests, s.failures);
         if (s.last_latency_ms < 0)

@@ -208,6 +208,8 @@ TEST_CASE("control: health and queue renderers") {
     s.last_latency_ms = -1;
     s.avg_latency_ms = -1;
     s.last_error = "connect: refused";
+    s.misses = {"pdf (documents)"};
+    s.fix = "ScanFileTypes += DOCUMENT";
     h.servers.push_back(s);
     const std::string t = render_health(h, false);
     CHECK(t.find("Health: Service validated\n") == 0);
@@ -219,6 +221,7 @@ TEST_CASE("control: health and queue renderers") {
     CHECK(t.find("State: down (Error)") != std::string::npos);
     CHECK(t.find("Latency: none yet") != std::string::npos);
     CHECK(t.find("LastError: connect: refused") != std::string::npos);
+    CHECK(t.find("SelfTestMisses: pdf (documents)\n  SelfTestFix: ScanFileTypes += DOCUMENT") != std::string::npos);
     const auto j = nlohmann::json::parse(render_health(h, true));
     CHECK(j["Health"] == "Service validated");
     REQUIRE(j["Scanners"].size() == 2);
@@ -226,6 +229,8 @@ TEST_CASE("control: health and queue renderers") {
     CHECK(j["Scanners"][0]["ISTag"] == "\"CLAM-27\"");
     CHECK(j["Scanners"][0]["LatencyLastMs"] == 12);
     CHECK(j["Scanners"][1]["State"] == "down");
+    CHECK(j["Scanners"][1]["SelfTestMisses"][0] == "pdf (documents)");
+    CHECK(j["Scanners"][0]["SelfTestMisses"].empty());
     CHECK(j["InScannerQueue"] == 2);
 
     std::vector<InFlightEntry> e{{"4ABC", "Job-7", 1234, 3, 1}, {"NOQUEUE", "Job-8", 5, 1, 1}};
