@@ -12,6 +12,9 @@
 //   SIGTERM and SIGINT stop accepting, drain open sessions and exit.
 //   The alert thread (stats/alerts.hpp) starts once the milter listens,
 //   and sends the stop alert, within 5 s, before the scanner stops.
+//   The control socket (ControlSocket) is opened with the milter socket
+//   and served on a thread of its own (stats/control.hpp); its reload
+//   command takes the SIGHUP path and waits for the result.
 // DIAGNOSTICS
 //   Exit status: 0 normal stop or a good -t; 78 (EX_CONFIG) bad config;
 //   1 start-up failure (socket, privileges, TLS, MetricsListen), logged
@@ -27,6 +30,8 @@
 #include "icap-milter/net/tls.hpp"
 #include "icap-milter/scan/scanner.hpp"
 #include "icap-milter/stats/alerts.hpp"
+#include "icap-milter/stats/control.hpp"
+#include "icap-milter/stats/control_commands.hpp"
 #include "icap-milter/stats/counters.hpp"
 #include "icap-milter/stats/metrics.hpp"
 #include "icap-milter/token/keys.hpp"
@@ -137,13 +142,25 @@ public:
         cv_.notify_all();
         thread_.join();
     }
-    // request - ask for one reload (several requests in a row coalesce).
-    void request() {
+    // request - ask for one reload (several requests in a row coalesce);
+    // returns the request's number, for wait().
+    std::uint64_t request() {
+        std::uint64_t n;
         {
             std::lock_guard lock(mutex_);
             pending_ = true;
+            n = ++requested_;
         }
         cv_.notify_all();
+        return n;
+    }
+    // wait - until a reload that began after request n finished, at most
+    // limit; nullopt on timeout, else whether that reload succeeded (and *why not).
+    std::optional<bool> wait(std::uint64_t n, std::chrono::milliseconds limit, std::string* why) {
+        std::unique_lock lock(mutex_);
+        if (!done_cv_.wait_for(lock, limit, [&] { return finished_ >= n; })) return std::nullopt;
+        *why = last_error_;
+        return last_ok_;
     }
 
 private:
@@ -154,26 +171,35 @@ private:
             cv_.wait(lock, [&] { return stop_ || pending_; });
             if (stop_) return;
             pending_ = false;
+            const std::uint64_t covers = requested_;
             lock.unlock();
-            reload();
+            std::string why;
+            const bool ok = reload(&why);
             lock.lock();
+            finished_ = covers;
+            last_ok_ = ok;
+            last_error_ = std::move(why);
+            done_cv_.notify_all();
         }
     }
     // reload - one reload, told to the service manager (Type=notify).
-    void reload() {
+    bool reload(std::string* why) {
         icapm::notify_service("RELOADING=1");
-        reload_config();
+        const bool ok = reload_config(why);
         icapm::notify_service("READY=1");
+        return ok;
     }
     // reload_config - load, validate, build; keep the old runtime on any failure.
-    void reload_config() {
+    bool reload_config(std::string* why) {
         try {
             std::vector<icapm::ConfigError> errors;
             auto config = icapm::load_config(path_, errors);
             if (!config) {
                 for (const auto& e : errors) spdlog::error("reload: {}", e.str());
                 spdlog::error("reload: {} has errors; keeping the running configuration", path_);
-                return;
+                *why = errors.empty() ? path_ + " has errors" : errors.front().str();
+                if (errors.size() > 1) *why += " (and " + std::to_string(errors.size() - 1) + " more)";
+                return false;
             }
             auto old = icapm::current_runtime();
             if (old && (old->config->socket != config->socket || old->config->user != config->user ||
@@ -181,23 +207,58 @@ private:
                         old->config->metrics_listen != config->metrics_listen))
                 spdlog::warn("reload: Socket, User, PidFile and MetricsListen changes take effect only after a "
                              "restart");
+            if (old && (old->config->control_socket != config->control_socket ||
+                        old->config->control_socket_mode != config->control_socket_mode ||
+                        old->config->control_socket_group != config->control_socket_group))
+                spdlog::warn("reload: ControlSocket changes take effect only after a restart");
             auto tls_files = icapm::load_tls_files(*config, old ? old->tls_files.get() : nullptr);
             auto rt = icapm::make_runtime(config, reload_tokens(*config, old), std::move(tls_files));
             icapm::log_init(config->log_target, config->log_level);
             icapm::install_runtime(rt);
             spdlog::info("reload: configuration {} loaded", path_);
+            return true;
         } catch (const std::exception& e) {
             spdlog::error("reload: {}; keeping the running configuration", e.what());
+            *why = e.what();
+            return false;
         }
     }
 
     std::string path_;
     std::mutex mutex_;
     std::condition_variable cv_;
+    std::condition_variable done_cv_; // a reload finished
+    std::uint64_t requested_ = 0;     // requests so far
+    std::uint64_t finished_ = 0;      // the last request a finished reload covered
+    bool last_ok_ = false;            // how that reload went
+    std::string last_error_;          // ... and why it failed
     bool pending_ = false;
     bool stop_ = false;
     std::thread thread_;
 };
+
+// control_reload - the control socket's reload: the SIGHUP path, waited for (bounded).
+icapm::ControlReply control_reload(Reloader& reloader) {
+    spdlog::info("control: reloading configuration");
+    std::string why;
+    const auto result = reloader.wait(reloader.request(), std::chrono::seconds(30), &why);
+    if (!result) return {false, "reload still running after 30 s; see the log"};
+    if (!*result) return {false, "reload failed: " + why + "; the running configuration stays (see the log)"};
+    return {true, "reloaded"};
+}
+
+// open_control - the control socket, while still privileged; a failure is
+// logged and the milter runs without it (mail does not wait for a
+// monitoring socket).
+icapm::UniqueFd open_control(const icapm::Config& c) {
+    if (c.control_socket.empty()) return {};
+    try {
+        return icapm::open_control_socket(c.control_socket, c.control_socket_mode, c.user, c.control_socket_group);
+    } catch (const std::exception& e) {
+        spdlog::error("control: {}; running without the control socket", e.what());
+        return {};
+    }
+}
 
 // log_stats - the counters as one info line (SIGUSR1, and at stop).
 void log_stats() {
@@ -290,8 +351,10 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
     if (!icapm::milter_register()) return 1;
     std::optional<icapm::PidFile> pid_file;
     std::unique_ptr<icapm::MetricsServer> metrics; // outlives every scan thread that reports to it
+    icapm::UniqueFd control_fd;
     try {
         icapm::open_milter_socket(*config);
+        control_fd = open_control(*config);
         if (!config->pid_file.empty()) pid_file.emplace(config->pid_file);
         metrics = open_metrics(*config);
         // The token signing key is readable only by root (or its owner): read it now.
@@ -324,6 +387,18 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
     const char* stop_signal = "SIGTERM";
     {
         Reloader reloader(opt.config_path);
+        // After the reloader (its reload command needs it), destroyed before it.
+        std::optional<icapm::ControlServer> control;
+        if (control_fd) {
+            try {
+                control.emplace(std::move(control_fd), config->control_socket,
+                                [&reloader](const icapm::ControlRequest& r) {
+                                    return icapm::run_control_command(r, {[&reloader] { return control_reload(reloader); }});
+                                });
+            } catch (const std::exception& e) {
+                spdlog::error("control: cannot start: {}; running without the control socket", e.what());
+            }
+        }
         icapm::notify_service("READY=1\nSTATUS=listening on " + config->socket);
         stop_signal = signal_loop(set, reloader);
     }
@@ -337,7 +412,12 @@ int run(const Options& opt, std::shared_ptr<const icapm::Config> config) {
     log_stats();
     icapm::alerts_stop(stop_signal, std::chrono::seconds(5)); // stop alert, bounded wait
     icapm::install_runtime(nullptr); // the scanner finishes queued work and joins its workers
-    metrics.reset();
+    // A session the drain gave up on may still end a message and report
+    // its time to the endpoint: then the endpoint is left to the exit.
+    if (icapm::active_connections() == 0)
+        metrics.reset();
+    else
+        (void)metrics.release();
     pid_file.reset(); // may warn (after the privilege drop): while the logger still exists
     spdlog::info("icap-milter stopped");
     spdlog::shutdown();

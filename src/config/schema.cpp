@@ -618,6 +618,27 @@ std::vector<OptionSpec> build() {
          "The text of the part put in place of each part clean removes; {files} and {viruses} name that "
          "part's file and viruses (see TEMPLATES)."},
         &Config::clean_template, check_template));
+    constexpr std::string_view control = "Control";
+    t.push_back(string_option(
+        {control, "ControlSocket", "absolute path",
+         "Unix socket on which icap-milterctl asks the running daemon for stats, health and queue, and tells "
+         "it to reload or change its log level (see CONTROL SOCKET in icap-milter(8)). Created before the "
+         "privilege drop (a stale one is replaced), removed at exit. A socket that cannot be created is "
+         "logged as an error and the milter runs on without it. Empty: none."},
+        &Config::control_socket, [](std::string_view v) -> std::string {
+            // sockaddr_un holds 107 bytes of path and a NUL.
+            if (v.size() > 107) return "'" + std::string(v.substr(0, 40)) + "...' is longer than a unix socket path may be (107)";
+            return check_abs_path_or_empty(v);
+        }));
+    t.push_back(octal_option(
+        {control, "ControlSocketMode", "0-0777",
+         "Permissions of ControlSocket, in octal. Whoever may write to it may read the statistics, reload "
+         "the configuration and change the log level."},
+        &Config::control_socket_mode));
+    t.push_back(string_option(
+        {control, "ControlSocketGroup", "group name",
+         "Group owning ControlSocket, e.g. the administrators' group. Empty: the primary group of User."},
+        &Config::control_socket_group, check_account));
     constexpr std::string_view quarantine = "Quarantine";
     t.push_back(string_option(
         {quarantine, "QuarantineDirectory", "absolute path",

@@ -20,6 +20,7 @@
 #include "icap-milter/scan/content_class.hpp"
 #include "icap-milter/stats/counters.hpp"
 #include "icap-milter/stats/observer.hpp"
+#include "icap-milter/stats/inflight.hpp"
 #include "icap-milter/token/token.hpp"
 
 #include <spdlog/spdlog.h>
@@ -223,6 +224,9 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
             task_index.push_back(i);
         }
         counters().sent_to_scanner += tasks.size();
+        // In the registry while its parts are with the scanner (icap-milterctl queue).
+        const InFlight::Ticket in_flight = inflight().enter(msg.queue_id, job, tasks.size());
+        for (auto& t : tasks) t.pending = in_flight.pending();
         auto results = rt.scanner->scan(std::move(tasks), progress);
         for (const auto& r : results)
             if (r.kind != VerdictKind::Error) ++counters().scanned;

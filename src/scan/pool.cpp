@@ -66,6 +66,9 @@ struct ServerPool::Server {
     Deadline next_probe{};
     std::uint64_t requests = 0;
     std::string istag, version, last_error, tls_warning;
+    std::int64_t last_check = 0, istag_since = 0; // Unix times (icap-milterctl health)
+    std::int64_t last_latency_ms = -1;
+    double avg_latency_ms = -1;
     // Self-test, under the pool mutex:
     std::optional<SelfTestResult> test; // last complete result
     bool full_due = true;        // the whole set (large canary too) is due
@@ -283,11 +286,16 @@ void ServerPool::give_back(std::size_t server, std::unique_ptr<IcapSession> sess
 }
 
 // report_success - close the breaker.
-void ServerPool::report_success(std::size_t server, const std::string& istag) {
+void ServerPool::report_success(std::size_t server, const std::string& istag, std::chrono::milliseconds latency) {
     bool changed = false;
     {
         std::lock_guard lock(mutex_);
         Server& s = *servers_[server];
+        if (latency.count() >= 0) {
+            s.last_latency_ms = latency.count();
+            const double ms = static_cast<double>(latency.count());
+            s.avg_latency_ms = s.avg_latency_ms < 0 ? ms : s.avg_latency_ms + (ms - s.avg_latency_ms) / 8;
+        }
         s.failures = 0;
         s.last_error.clear();
         if (s.state != ServerState::Up) {
@@ -350,6 +358,10 @@ bool ServerPool::probe(std::size_t server) {
             opts.reset();
         }
         peer = s.probe_session->tls_info();
+    }
+    {
+        std::lock_guard lock(mutex_);
+        s.last_check = static_cast<std::int64_t>(std::time(nullptr));
     }
     if (!opts) {
         bool down;
@@ -468,6 +480,7 @@ void ServerPool::note_signature(std::size_t server, const std::string& istag, co
         if (s.istag == istag) return;
         const std::string old = s.istag;
         s.istag = istag;
+        s.istag_since = static_cast<std::int64_t>(std::time(nullptr));
         if (!old.empty() && old != istag && settings_.self_test.enabled) {
             s.small_due = true; // new definitions: prove the scanner still scans
             test_due_.notify_all();
@@ -522,6 +535,10 @@ std::vector<ServerStatus> ServerPool::status() const {
         st.version_info = s.version;
         st.last_error = s.last_error;
         st.tls_warning = s.tls_warning;
+        st.last_check = s.last_check;
+        st.last_definition_update = s.istag_since;
+        st.last_latency_ms = s.last_latency_ms;
+        st.avg_latency_ms = s.avg_latency_ms;
         if (!settings_.self_test.enabled) {
             st.self_test = "off";
             st.trusted_size = UINT64_MAX;

@@ -122,6 +122,7 @@ struct Scanner::Impl {
                 v = error_verdict(std::string("internal error: ") + e.what());
                 spdlog::error("{}: {}", job->task.job_id, v.reason);
             }
+            if (job->task.pending) --*job->task.pending;
             job->batch->complete(job->index, std::move(v));
         }
     }
@@ -175,10 +176,12 @@ struct Scanner::Impl {
             auto source = task.data->reader();
             ScanRequest req{task.filename, task.job_id, deadline, &cancel};
             const PartTimer timer; // metrics: this exchange's time (no clock read when off)
+            const auto started = SteadyClock::now();
             Verdict v = lease->session().scan(req, *source);
             if (v.kind != VerdictKind::Error) {
                 timer.done(v);
-                pool->report_success(s, v.istag);
+                pool->report_success(s, v.istag,
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started));
                 return v;
             }
             const bool reached = !lease->session().connect_failed();

@@ -6,12 +6,15 @@
 //   icap-milterctl token verify FILE.eml [-c CONF] [--scan-version SIG]
 //   icap-milterctl mime FILE.eml [-c CONF]   how the milter reads a message
 //   icap-milterctl [-c CONF] quarantine list|show|export|release|delete|purge ...
+//   icap-milterctl [-c CONF] [-s SOCKET] stats|health|queue [--json] | reload | loglevel LEVEL
 //   keygen makes an Ed25519 pair for TokenSigningKey / TrustedKeysDirectory.
 //   decode prints a token's header and claims (no trust implied). verify
 //   runs the milter's own verification offline: the keys from the config,
 //   the current scanner signature (asked from the configured scanners
 //   unless --scan-version is given) and the parts hash of the message.
-//   quarantine manages held messages (see quarantine_cmd.cpp).
+//   quarantine manages held messages (see quarantine_cmd.cpp). The
+//   control commands ask the running daemon (see control_cmd.cpp): exit
+//   status 0 it answered, 1 it answered an error, 3 no answer.
 // DIAGNOSTICS
 //   Exit status: 0 success (verify: the token is valid), 1 the token
 //   fails (the reason is printed), 2 usage, 3 a file, key or config
@@ -26,6 +29,7 @@
 #include "icap-milter/token/base64url.hpp"
 #include "icap-milter/token/keys.hpp"
 #include "icap-milter/token/token.hpp"
+#include "control_cmd.hpp"
 #include "quarantine_cmd.hpp"
 
 #include <fcntl.h>
@@ -59,6 +63,10 @@ int usage(std::FILE* out, int status) {
                  "       icap-milterctl [-c CONF] quarantine release ID [--to ADDR ...]\n"
                  "       icap-milterctl [-c CONF] quarantine purge --older-than DUR\n"
                  "  (quarantine commands also take --dir DIR and --sendmail CMD)\n"
+                 "       icap-milterctl [-c CONF] [-s SOCKET] stats|health|queue [--json]\n"
+                 "       icap-milterctl [-c CONF] [-s SOCKET] reload\n"
+                 "       icap-milterctl [-c CONF] [-s SOCKET] loglevel debug|info|notice|warning|error\n"
+                 "  (these ask the running daemon over its ControlSocket)\n"
                  "  keygen writes OUT.key (mode 0600, for TokenSigningKey) and OUT.pub (for the\n"
                  "  TrustedKeysDirectory of other servers) and prints the key's thumbprint.\n");
     return status;
@@ -322,6 +330,54 @@ int verify(const std::string& file, const std::string& conf, const std::string& 
     return 0;
 }
 
+// raw_control_socket - the ControlSocket line of a config file that does
+// not load (else the built-in default); "" when the file cannot be read.
+std::string raw_control_socket(const std::string& conf) {
+    std::ifstream in(conf);
+    if (!in) return {};
+    std::string line, found = icapm::Config{}.control_socket;
+    while (std::getline(in, line)) {
+        std::istringstream words(line);
+        std::string key, value;
+        if (!(words >> key) || key != "ControlSocket") continue;
+        words >> value;
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+        found = value;
+    }
+    return found;
+}
+
+// control - stats|health|queue|reload|loglevel over ControlSocket: -s
+// wins, else the config's (-c, or the default file when it exists), else
+// the built-in default path.
+int control(const std::vector<std::string>& args, const std::string& conf_given, const std::string& socket_given) {
+    std::string path = socket_given;
+    if (path.empty()) {
+        const std::string conf = conf_given.empty() ? icapm::paths::config_file() : conf_given;
+        if (!conf_given.empty() || ::access(conf.c_str(), R_OK) == 0) {
+            std::vector<icapm::ConfigError> errors;
+            auto config = icapm::load_config(conf, errors);
+            if (config) {
+                path = config->control_socket;
+            } else {
+                // A broken file is what "reload" is about to be refused for:
+                // say so, and still find the socket, so the daemon answers.
+                for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.str().c_str());
+                path = raw_control_socket(conf);
+                if (path.empty()) return 3;
+            }
+            if (path.empty()) {
+                std::fprintf(stderr, "icap-milterctl: ControlSocket is empty (off) in %s\n", conf.c_str());
+                return 3;
+            }
+        } else {
+            path = icapm::Config{}.control_socket;
+        }
+    }
+    std::fflush(stdout);
+    return icapm::control_command(args, path, std::cout, std::cerr);
+}
+
 } // namespace
 
 // main - dispatch the subcommands.
@@ -330,11 +386,14 @@ int main(int argc, char** argv) {
     try {
         if (args.empty()) return usage(stderr, 2);
         if (args[0] == "-h" || args[0] == "--help") return usage(stdout, 0);
-        std::string quarantine_conf;
-        if (args.size() >= 3 && (args[0] == "-c" || args[0] == "--config") && args[2] == "quarantine") {
-            quarantine_conf = args[1];
+        std::string quarantine_conf, control_socket;
+        while (args.size() >= 2 && (args[0] == "-c" || args[0] == "--config" || args[0] == "-s" || args[0] == "--socket")) {
+            (args[0] == "-s" || args[0] == "--socket" ? control_socket : quarantine_conf) = args[1];
             args.erase(args.begin(), args.begin() + 2);
         }
+        if (args.empty()) return usage(stderr, 2);
+        if (icapm::is_control_command(args[0])) return control(args, quarantine_conf, control_socket);
+        if (!control_socket.empty() || (!quarantine_conf.empty() && args[0] != "quarantine")) return usage(stderr, 2);
         if (args[0] == "quarantine") {
             // QuarantineDirectory and SendmailCommand from the config (-c,
             // or the default one when it exists); --dir and --sendmail win.

@@ -782,6 +782,7 @@ class Milter(Daemon):
             "Socket": socket_spec,
             "SocketMode": "0666",
             "PidFile": str(self.dir / "icap-milter.pid"),
+            "ControlSocket": str(self.dir / "control"),
             "TempDirectory": str(tmp),
             "ScanThreads": 4,
             "MaxScanSize": "50M",

@@ -71,7 +71,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 68);
+    CHECK(schema().size() == 71);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -516,6 +516,9 @@ TEST_CASE("config: dump_config round-trips") {
             "RedirectAddress quarantine@example.org\n"
             "NotifyTemplate \"Removed: {viruses}{nl}Ask {host}.\"\n"
             "CleanTemplate \"{files}: removed\"\n"
+            "ControlSocket /run/icap-milter/ctl.sock\n"
+            "ControlSocketMode 0600\n"
+            "ControlSocketGroup adm\n"
             "QuarantineDirectory /var/lib/icap-milter/quarantine\n"
             "QuarantineCopy all\n"
             "QuarantineMaxSize 2G\n"

@@ -122,6 +122,10 @@ struct Config {
     std::chrono::milliseconds definitions_max_age{48LL * 3600 * 1000}; // DefinitionsMaxAge, 0 = off
     // Monitoring (Prometheus)
     std::string metrics_listen;             // MetricsListen: ADDRESS:PORT of /metrics; empty = off
+    // Control socket (icap-milterctl stats|health|queue|reload|loglevel)
+    std::string control_socket = paths::run_directory() + "/control"; // ControlSocket, "" = none
+    unsigned control_socket_mode = 0660;    // ControlSocketMode (octal)
+    std::string control_socket_group;       // ControlSocketGroup, empty = primary group of User
 
     // operator== - field-wise; used by reload (did anything change?) and tests.
     bool operator==(const Config&) const = default;

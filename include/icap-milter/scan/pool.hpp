@@ -94,6 +94,11 @@ struct ServerStatus {
     std::vector<std::string> misses; // canaries missed, in words
     std::string fix;           // the c-icap settings that cure the misses
     std::vector<CanaryResult> canaries; // the last test's canaries
+    // For icap-milterctl health:
+    std::int64_t last_check = 0;       // Unix time of the last OPTIONS probe, 0 = never
+    std::int64_t last_definition_update = 0; // Unix time its current ISTag was first seen (start or change), 0 = never
+    std::int64_t last_latency_ms = -1; // the last successful scan exchange, -1 = none yet
+    double avg_latency_ms = -1;        // moving average of those (weight 1/8 for the newest), -1 = none
 };
 
 class ServerPool {
@@ -132,7 +137,9 @@ public:
     std::optional<Lease> acquire(const std::vector<bool>& tried, const PartInfo& part, Deadline until,
                                  NoServer* kind, std::string* why);
     // report_success - a verdict came back: failures reset, server up.
-    void report_success(std::size_t server, const std::string& istag);
+    // latency: how long the exchange took (negative: not measured).
+    void report_success(std::size_t server, const std::string& istag,
+                        std::chrono::milliseconds latency = std::chrono::milliseconds(-1));
     // report_failure - an exchange failed; may trip the breaker.
     void report_failure(std::size_t server, const std::string& reason);
     // any_up - whether some server is not down (Pending counts as up).

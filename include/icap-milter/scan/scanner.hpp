@@ -17,6 +17,7 @@
 #include "icap-milter/scan/server_spec.hpp"
 #include "icap-milter/scan/pool.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -31,6 +32,8 @@ struct ScanTask {
     std::string job_id;                // "Job-7.2"
     std::shared_ptr<const Spool> data;
     ContentClass kind = ContentClass::Other; // archive / document / other, for scanner trust
+    // Counted down when this task has its verdict (the in-flight registry, icap-milterctl queue); may be null.
+    std::shared_ptr<std::atomic<std::size_t>> pending = nullptr;
 };
 
 class TlsContext;
