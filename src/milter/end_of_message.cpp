@@ -3,7 +3,12 @@
 // SUMMARY
 //   Walk the spooled message into scan items, send the scannable ones to
 //   the worker pool, give the others their Unscannable verdict, and let
-//   policy decide. Per-part lines are logged at debug level with Job-N.M.
+//   policy decide. Per-part lines are logged with Job-N.M: at info for
+//   infected parts (every part with LogScanned all), else at debug.
+//   Filters: BlockedExtensions/BlockedTypes make a message Blocked (its
+//   parts are still scanned, so a virus makes it Infected instead);
+//   ScanOnlyExtensions leaves named parts out as Unscannable; a message
+//   over MaxMessageSize is not walked at all.
 //   Scan token: a message carrying exactly one token header that
 //   verifies (trusted signer, current scanner signature, same parts) is
 //   accepted without scanning; any other token is counted with its
@@ -17,6 +22,7 @@
 
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/mime/walker.hpp"
+#include "icap-milter/policy/filters.hpp"
 #include "icap-milter/scan/content_class.hpp"
 #include "icap-milter/stats/counters.hpp"
 #include "icap-milter/token/token.hpp"
@@ -59,7 +65,41 @@ void count_outcome(const Decision& d) {
     case MessageStatus::Clean: ++k.virus_free; break;
     case MessageStatus::Ambiguous: ++k.ambiguous_mime; break;
     case MessageStatus::Unscanned: ++k.unscanned; break;
+    case MessageStatus::Blocked: ++k.blocked; break;
+    case MessageStatus::Skipped: ++k.skipped; break;
     }
+}
+
+// synthetic_name - names the walker gives (preamble.txt, epilogue.txt),
+// which no sender chose.
+bool synthetic_name(const ScanItem& item) {
+    std::string_view id = item.part_id;
+    return id.ends_with("preamble") || id.ends_with("epilogue");
+}
+
+// blocked_parts - the parts BlockedExtensions or BlockedTypes ban, by
+// either of their names or their type; the whole-message views are the
+// message itself, never an attachment.
+std::vector<BlockedPart> blocked_parts(const Config& c, const std::vector<ScanItem>& items) {
+    std::vector<BlockedPart> out;
+    if (c.blocked_extensions.empty() && c.blocked_types.empty()) return out;
+    for (const auto& item : items) {
+        if (is_view_id(item.part_id) || synthetic_name(item) || out.size() >= 64) continue;
+        std::optional<std::string> rule;
+        std::string name = item.filename;
+        rule = extension_rule(c.blocked_extensions, item.filename);
+        if (!rule && (rule = extension_rule(c.blocked_extensions, item.type_name))) name = item.type_name;
+        if (!rule) rule = type_rule(c.blocked_types, item.content_type);
+        if (rule) out.push_back({item.part_id, sanitize(name, 200), *rule});
+    }
+    return out;
+}
+
+// scan_only_skips - ScanOnlyExtensions leaves this named part out.
+bool scan_only_skips(const Config& c, const ScanItem& item) {
+    if (c.scan_only_extensions.empty() || item.filename.empty() || synthetic_name(item) || is_view_id(item.part_id))
+        return false;
+    return !extension_rule(c.scan_only_extensions, item.filename);
 }
 
 // check_token - verify the message's token headers against the walk;
@@ -136,6 +176,20 @@ std::vector<std::string> infected_files(const Outcome& out) {
     return files;
 }
 
+// skipped_outcome - a message a bypass rule let through unscanned.
+Outcome skipped_outcome(const MessageContext& msg) {
+    Outcome out;
+    const BypassMatch& m = *msg.bypass;
+    const std::string match = sanitize(m.match, 100);
+    out.decision = skip_decision(std::string("skipped: ") + to_string(m.rule) + " matched " + match);
+    out.scanners = std::string("not scanned: ") + to_string(m.rule);
+    out.strip_tokens = true; // unchecked: never passed on
+    out.token_log = std::string("rule=") + to_string(m.rule) + " match=" + match;
+    count_outcome(out.decision);
+    ++counters().skipped_by[static_cast<std::size_t>(m.rule)];
+    return out;
+}
+
 // walk_limits - the MIME limits and ScanWholeMessage of c.
 WalkLimits walk_limits(const Config& c) {
     WalkLimits limits;
@@ -162,6 +216,17 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
             count_outcome(out.decision);
             return out;
         }
+        if (msg.too_big) {
+            spdlog::info("{}: {}: size={} over MaxMessageSize={}: not parsed, not scanned", msg.queue_id, job,
+                         msg.received, c.max_message_size);
+            std::vector<Verdict> v(1);
+            v[0].kind = VerdictKind::Unscannable;
+            v[0].reason = "message larger than MaxMessageSize";
+            out.decision = decide(c, v);
+            out.parts_log = "0:unscannable(message larger than MaxMessageSize)";
+            count_outcome(out.decision);
+            return out;
+        }
         WalkResult walk = walk_message(msg.spool, walk_limits(c));
         if (walk.limit_hit)
             spdlog::warn("{}: {}: MIME limit reached ({}); the whole raw message is scanned as part 0", msg.queue_id,
@@ -175,14 +240,19 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
 
         const auto& items = walk.items;
         out.parts = items.size();
+        const std::vector<BlockedPart> blocked = blocked_parts(c, items);
+        for (const auto& b : blocked)
+            spdlog::info("{}: {}: blocked part={} file=\"{}\" rule={}", msg.queue_id, job, b.part_id, b.filename,
+                         sanitize(b.rule, 80));
+        out.blocked_items = blocked;
         if (rt.tokens.enabled() && !msg.tokens.empty() && check_token(rt, msg, walk, job, out)) {
             std::vector<Verdict> trusted(items.size());
             for (std::size_t i = 0; i < items.size(); ++i) {
                 trusted[i].kind = VerdictKind::Clean;
                 out.parts_log += (out.parts_log.empty() ? "" : " ") + items[i].part_id + ":token";
             }
-            out.decision = decide(c, trusted);
-            out.decision.reason = "scan token verified";
+            out.decision = decide(c, trusted, {}, blocked);
+            if (blocked.empty()) out.decision.reason = "scan token verified";
             count_outcome(out.decision);
             return out;
         }
@@ -194,6 +264,11 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
             if (!item.scannable || !item.data) {
                 verdicts[i].kind = VerdictKind::Unscannable;
                 verdicts[i].reason = item.unscannable_reason.empty() ? "unscannable" : item.unscannable_reason;
+                continue;
+            }
+            if (scan_only_skips(c, item)) { // a weakening the administrator chose; never Clean
+                verdicts[i].kind = VerdictKind::Unscannable;
+                verdicts[i].reason = "not in ScanOnlyExtensions";
                 continue;
             }
             // The class (archive, document) picks a scanner whose self-test proved it scans such files.
@@ -211,9 +286,16 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
         for (std::size_t i = 0; i < items.size(); ++i) {
             const auto& item = items[i];
             const auto& v = verdicts[i];
-            spdlog::debug("{}: {}.{}: part={} file=\"{}\" type={} size={} verdict={}{}{}", msg.queue_id, job, i + 1,
-                          item.part_id, sanitize(item.filename, 120), sanitize(item.content_type, 80), item.size,
-                          to_string(v.kind), v.reason.empty() ? "" : " reason=", sanitize(v.reason, 160));
+            // LogScanned: every part at info with all, else infected ones (the rest at debug).
+            const bool loud = v.kind == VerdictKind::Infected || c.log_scanned == "all";
+            std::string threats;
+            for (const auto& t : v.threats) threats += (threats.empty() ? "" : ",") + sanitize(t, 80);
+            spdlog::log(loud ? spdlog::level::info : spdlog::level::debug,
+                        "{}: {}.{}: part={} file=\"{}\" type={} size={} server={} verdict={}{}{}{}{}", msg.queue_id,
+                        job, i + 1, item.part_id, sanitize(item.filename, 120), sanitize(item.content_type, 80),
+                        item.size, v.server.empty() ? "-" : sanitize(v.server, 200), to_string(v.kind),
+                        threats.empty() ? "" : " threats=\"", threats, threats.empty() ? "" : "\"",
+                        v.reason.empty() ? "" : " reason=\"" + sanitize(v.reason, 160) + "\"");
             if (!out.parts_log.empty()) out.parts_log += ' ';
             out.parts_log += part_label(item, v);
             if (v.kind == VerdictKind::Infected && out.infected_items.size() < 256)
@@ -224,7 +306,7 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
                     out.scanners += (out.scanners.empty() ? "" : ", ") + who;
             }
         }
-        out.decision = decide(c, verdicts, walk.ambiguous() ? walk.ambiguity() : std::string());
+        out.decision = decide(c, verdicts, walk.ambiguous() ? walk.ambiguity() : std::string(), blocked);
         if (std::string token = sign_token(rt, walk, verdicts, out.decision); !token.empty()) {
             out.new_token = fold_token(token);
             out.strip_tokens = true; // an older token, if any, never stays beside ours

@@ -71,7 +71,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 58);
+    CHECK(schema().size() == 68);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -529,7 +529,17 @@ TEST_CASE("config: dump_config round-trips") {
             "TokenHeader X-Token\n"
             "ConfigName \"mx pool 1\"\n"
             "LogTarget \"file:/var/log/icap milter.log\"\n"
-            "LogLevel debug\n";
+            "LogLevel debug\n"
+            "LogScanned all\n"
+            "BlockedExtensions \"exe, scr\"\n"
+            "BlockedTypes application/x-msdownload\n"
+            "OnBlocked hold\n"
+            "ScanOnlyExtensions \"doc zip\"\n"
+            "MaxMessageSize 50M\n"
+            "SkipClientNetworks \"127.0.0.0/8 ::1/128\"\n"
+            "SkipAuthenticated yes\n"
+            "SkipSenders @example.org\n"
+            "SkipRecipients \"postmaster@example.org example.net\"\n";
         std::vector<ConfigError> errors;
         auto config = parse(text, errors);
         INFO(all_errors(errors));

@@ -110,6 +110,19 @@ struct Config {
     std::string log_target = "syslog";      // LogTarget: syslog | stderr | file:PATH
     std::string log_level = "info";         // LogLevel: error | warning | info | debug
 
+    // Filters, bypass lists and per-part logging (issue 12 items 4-6;
+    // see FILTERS AND BYPASS in icap-milter.conf(5)).
+    std::string log_scanned = "infected";   // LogScanned: infected | all (info line per part)
+    std::vector<std::string> blocked_extensions; // BlockedExtensions, lower case, without the dot
+    std::vector<std::string> blocked_types; // BlockedTypes, "type/subtype" or "type/*", lower case
+    Action on_blocked = Action::Reject;     // OnBlocked: reject | tempfail | discard | accept | hold | redirect | notify
+    std::vector<std::string> scan_only_extensions; // ScanOnlyExtensions, empty = scan every part
+    std::uint64_t max_message_size = 0;     // MaxMessageSize, 0 = no limit
+    std::vector<std::string> skip_client_networks; // SkipClientNetworks, CIDR text as validated
+    bool skip_authenticated = false;        // SkipAuthenticated ({auth_authen} set)
+    std::vector<std::string> skip_senders;  // SkipSenders, address patterns (lower case)
+    std::vector<std::string> skip_recipients; // SkipRecipients, address patterns (lower case)
+
     // operator== - field-wise; used by reload (did anything change?) and tests.
     bool operator==(const Config&) const = default;
 };

@@ -23,6 +23,7 @@ struct Outcome {
         std::vector<std::string> threats;
     };
     std::vector<InfectedItem> infected_items;
+    std::vector<BlockedPart> blocked_items; // BlockedExtensions / BlockedTypes matches
     // Scan token: strip_tokens - remove every incoming token header (it
     // failed, or a new one replaces it); new_token - the folded value of
     // the token header to add ("" = none); token_log - "token=..." for
@@ -36,6 +37,10 @@ struct Outcome {
 // unnamed; "(the whole message)" when only a whole-message view was
 // infected), at most 16, for templates.
 std::vector<std::string> infected_files(const Outcome& out);
+
+// skipped_outcome - the outcome of a message msg.bypass let through
+// unscanned (X-Virus-Status: Skipped), counted.
+Outcome skipped_outcome(const MessageContext& msg);
 
 // walk_limits - the walker limits the config asks for.
 WalkLimits walk_limits(const Config& c);
