@@ -316,12 +316,14 @@ void request_macros(SMFICTX* ctx, const Config& c, unsigned long offered, unsign
     if (!c.skip_authenticated) return;
     if (!(offered & SMFIF_SETSYMLIST)) {
         spdlog::warn("negotiate: the MTA takes no macro list (SMFIF_SETSYMLIST); SkipAuthenticated relies on it "
-                     "sending {{auth_authen}} at MAIL FROM by itself");
+                     "sending {auth_authen} at MAIL FROM by itself");
         return;
     }
     *pf0 |= SMFIF_SETSYMLIST;
     if (smfi_setsymlist(ctx, SMFIM_ENVFROM, const_cast<char*>("i {auth_authen} {auth_type}")) != MI_SUCCESS)
         spdlog::warn("negotiate: smfi_setsymlist failed; SkipAuthenticated relies on the MTA's default macros");
+    else
+        spdlog::debug("negotiate: macros requested at MAIL FROM: i {auth_authen} {auth_type} (SkipAuthenticated)");
 }
 
 // on_negotiate - ask for exactly the actions used and skip unneeded steps;
