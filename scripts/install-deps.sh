@@ -18,7 +18,7 @@ PACKAGE_PKGS=(debhelper dpkg-dev fakeroot lintian rpm rpmlint elfutils systemd)
 FUZZ_PKGS=(clang libclang-rt-dev llvm)
 RUNTIME_PKGS=(
   c-icap libc-icap-mod-virus-scan clamav clamav-daemon
-  postfix openssl zip python3 procps clamav-milter
+  postfix openssl zip python3 procps clamav-milter sasl2-bin
 )
 
 missing=()
