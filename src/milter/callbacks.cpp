@@ -5,6 +5,11 @@
 //   inside guard(), which catches every exception and answers with the
 //   configured OnFail action. Connection state lives in smfi_getpriv;
 //   message state is reset at MAIL FROM, end of message, abort and close.
+//   Bypass lists (policy/bypass.hpp) are decided once when the message's
+//   data starts, from the client address (connect), {auth_authen} (MAIL
+//   FROM; requested with smfi_setsymlist when SkipAuthenticated is on),
+//   the sender and every recipient; a skipped message is not spooled and
+//   ends Skipped. MaxMessageSize stops spooling at that size.
 // DIAGNOSTICS
 //   Spool failures during header/body are remembered and answered at end
 //   of message (header and body replies may be negotiated away). Every
