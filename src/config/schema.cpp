@@ -701,10 +701,11 @@ std::vector<OptionSpec> build() {
          "BlockedExtensions. The declared type is matched, which a sender chooses; the names matter more."},
         &Config::blocked_types, normalize_type));
     t.push_back(action_option(
-        {filters, "OnBlocked", "reject|tempfail|discard|accept|hold|redirect|notify",
+        {filters, "OnBlocked", "reject|tempfail|discard|accept|hold|redirect|notify|clean",
          "What to do with a Blocked message. reject answers 550 5.7.1 naming the file; accept delivers it "
-         "with X-Virus-Status: Blocked; the others as for OnInfected (see ACTIONS). A virus found in any part "
-         "makes the message Infected instead (OnInfected)."},
+         "with X-Virus-Status: Blocked; clean delivers it with each banned part replaced by CleanTemplate "
+         "({viruses} reads \"a blocked file type (RULE)\"); the others as for OnInfected (see ACTIONS). A "
+         "virus found in any part makes the message Infected instead (OnInfected)."},
         &Config::on_blocked));
     t.push_back(list_option(
         {filters, "ScanOnlyExtensions", "extensions",

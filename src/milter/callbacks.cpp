@@ -225,6 +225,16 @@ Plan plan_for(const ConnState& st, const MessageContext& msg, const Outcome& out
             part.viruses = item.threats;
             repl.push_back({item.part_id, render(c.clean_template, part, true)});
         }
+        // OnBlocked clean: the banned parts go too (once each).
+        if (c.on_blocked == Action::Clean)
+            for (const auto& b : out.blocked_items) {
+                if (std::any_of(repl.begin(), repl.end(), [&](const Replacement& r) { return r.part_id == b.part_id; }))
+                    continue;
+                TemplateFields part = fields;
+                part.files = {b.filename.empty() ? "part " + b.part_id : b.filename};
+                part.viruses = {"a blocked file type (" + b.rule + ")"};
+                repl.push_back({b.part_id, render(c.clean_template, part, true)});
+            }
         try {
             if (!repl.empty()) rebuilt = clean_message(*msg.spool, repl);
         } catch (const std::exception& e) {
@@ -367,7 +377,7 @@ sfsistat refuse_message(SMFICTX* ctx, const ConnState& st, const MessageContext&
     // The message's one summary line (the connection's error was logged at negotiation).
     spdlog::info("{}: Job-{}: from=<{}> rcpts={} status={} action={} reason=\"{}\" at={} client={}", msg.queue_id,
                  msg.job, msg.sender, msg.recipients, to_string(d.status), to_string(d.action),
-                 sanitize(d.reason, 300), where, st.client);
+                 sanitize_value(d.reason, 300), where, st.client);
     return to_smfis(d.action);
 }
 
@@ -512,7 +522,7 @@ sfsistat on_eom(SMFICTX* ctx) {
     spdlog::info("{}: Job-{}: from=<{}> rcpts={} size={} parts={} verdicts=[{}] status={} action={} reason=\"{}\" "
                  "{}{}client={} ms={}",
                  msg->queue_id, msg->job, msg->sender, msg->recipients, msg->received, out.parts, out.parts_log,
-                 to_string(out.decision.status), to_string(plan.action), sanitize(out.decision.reason, 300),
+                 to_string(out.decision.status), to_string(plan.action), sanitize_value(out.decision.reason, 300),
                  out.token_log, out.token_log.empty() ? "" : " ", st->client, ms);
     return answer;
 }

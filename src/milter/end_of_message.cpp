@@ -90,7 +90,7 @@ std::vector<BlockedPart> blocked_parts(const Config& c, const std::vector<ScanIt
         rule = extension_rule(c.blocked_extensions, item.filename);
         if (!rule && (rule = extension_rule(c.blocked_extensions, item.type_name))) name = item.type_name;
         if (!rule) rule = type_rule(c.blocked_types, item.content_type);
-        if (rule) out.push_back({item.part_id, sanitize(name, 200), *rule});
+        if (rule) out.push_back({item.part_id, name.substr(0, 200), *rule}); // sanitised where it is used
     }
     return out;
 }
@@ -242,8 +242,8 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
         out.parts = items.size();
         const std::vector<BlockedPart> blocked = blocked_parts(c, items);
         for (const auto& b : blocked)
-            spdlog::info("{}: {}: blocked part={} file=\"{}\" rule={}", msg.queue_id, job, b.part_id, b.filename,
-                         sanitize(b.rule, 80));
+            spdlog::info("{}: {}: blocked part={} file=\"{}\" rule={}", msg.queue_id, job, b.part_id,
+                         sanitize_value(b.filename, 200), sanitize(b.rule, 80));
         out.blocked_items = blocked;
         if (rt.tokens.enabled() && !msg.tokens.empty() && check_token(rt, msg, walk, job, out)) {
             std::vector<Verdict> trusted(items.size());
@@ -289,13 +289,13 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
             // LogScanned: every part at info with all, else infected ones (the rest at debug).
             const bool loud = v.kind == VerdictKind::Infected || c.log_scanned == "all";
             std::string threats;
-            for (const auto& t : v.threats) threats += (threats.empty() ? "" : ",") + sanitize(t, 80);
+            for (const auto& t : v.threats) threats += (threats.empty() ? "" : ",") + sanitize_value(t, 80);
             spdlog::log(loud ? spdlog::level::info : spdlog::level::debug,
                         "{}: {}.{}: part={} file=\"{}\" type={} size={} server={} verdict={}{}{}{}{}", msg.queue_id,
-                        job, i + 1, item.part_id, sanitize(item.filename, 120), sanitize(item.content_type, 80),
+                        job, i + 1, item.part_id, sanitize_value(item.filename, 120), sanitize(item.content_type, 80),
                         item.size, v.server.empty() ? "-" : sanitize(v.server, 200), to_string(v.kind),
                         threats.empty() ? "" : " threats=\"", threats, threats.empty() ? "" : "\"",
-                        v.reason.empty() ? "" : " reason=\"" + sanitize(v.reason, 160) + "\"");
+                        v.reason.empty() ? "" : " reason=\"" + sanitize_value(v.reason, 160) + "\"");
             if (!out.parts_log.empty()) out.parts_log += ' ';
             out.parts_log += part_label(item, v);
             if (v.kind == VerdictKind::Infected && out.infected_items.size() < 256)

@@ -38,7 +38,7 @@ TemplateFields template_fields(const PlanInput& in) {
         for (const auto& b : in.outcome->blocked_items)
             if (f.files.size() < 16) f.files.push_back(b.filename.empty() ? "part " + b.part_id : b.filename);
         if (f.viruses.empty() && !in.outcome->blocked_items.empty())
-            f.viruses = {"blocked attachment (" + in.outcome->blocked_items.front().rule + ")"};
+            f.viruses = {"a blocked file type (" + in.outcome->blocked_items.front().rule + ")"};
     }
     f.sender = in.sender;
     f.recipients = in.rcpts;

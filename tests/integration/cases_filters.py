@@ -143,7 +143,7 @@ def register(run) -> None:
     """register - add this module's cases to run.py's list."""
 
     def expect_status(s, ck, outcome: mail.Outcome, m, status: str, label: str,
-                      summary: tuple[str, ...] = ()):
+                      summary: tuple[str, ...] = (), action: str = "accept"):
         """expect_status - 250, delivered with exactly one X-Virus-Status
         starting with status, no scan token, action=accept and the given
         fields in the milter's summary line."""
@@ -156,7 +156,7 @@ def register(run) -> None:
         ck.expect(len(values) == 1 and values[0].startswith(status),
                   f"{label}: X-Virus-Status headers {values}, expected one '{status}'")
         ck.expect(not got.header_values("X-Scan-Token"), f"{label}: a scan token was added")
-        s.expect_summary(ck, m, outcome.queue_id, "accept", label)
+        s.expect_summary(ck, m, outcome.queue_id, action, label)
         lines = m.summary_lines(outcome.queue_id)
         for field in (f"status={status}",) + summary:
             ck.expect(lines and field in lines[0], f"{label}: summary lacks '{field}': {lines}")
@@ -272,7 +272,8 @@ def register(run) -> None:
 
     @run.case("filters_blocked", "BlockedExtensions exe: a clean .exe is rejected by name (plain, RFC 2231, "
                                  "RFC 2047, invoice.pdf.exe, trailing dot); an EICAR .exe is Infected; a .pdf "
-                                 "is Clean; OnBlocked accept delivers X-Virus-Status: Blocked")
+                                 "is Clean; OnBlocked accept delivers X-Virus-Status: Blocked; OnBlocked clean "
+                                 "replaces the .exe")
     def case_blocked(s, ck) -> None:
         port = s.postfix.smtp_port
         variants = [
@@ -308,6 +309,17 @@ def register(run) -> None:
                                                      OnBlocked="accept")) as m:
             out = mail.send_raw(port, raw_attachment("blocked, accepted", "", "; filename=\"a.pdf.exe\"", CLEAN_EXE))
             expect_status(s, ck, out, m, "Blocked", "OnBlocked accept", ("rule=exe",))
+        with s.milter("filters_blocked_clean", dict(s.tls_settings(), BlockedExtensions="exe",
+                                                    OnBlocked="clean")) as m:
+            out = mail.send_raw(port, raw_attachment("blocked, cleaned", "", "; filename=\"tool.exe\"", CLEAN_EXE))
+            got = expect_status(s, ck, out, m, "Blocked", "OnBlocked clean", ("rule=exe",), "clean")
+            if got is not None:
+                body = got.raw().decode("latin-1")
+                ck.expect("Please find the file attached." in body, "OnBlocked clean: the text part is gone")
+                ck.expect("TVo" not in body and "harmless file" not in body,
+                          "OnBlocked clean: the .exe content was delivered")
+                ck.expect("a blocked file type (exe)" in body and "tool.exe" in body,
+                          f"OnBlocked clean: no CleanTemplate notice naming tool.exe: {body[-400:]}")
 
     @run.case("filters_scan_only", "ScanOnlyExtensions pdf: a message with .csv and .bin attachments is "
                                    "delivered Unscanned (not in ScanOnlyExtensions), never Clean")

@@ -135,7 +135,7 @@ TEST_CASE("filters: config entries") {
     REQUIRE(again);
     CHECK(*again == *c);
 
-    c = parse_config_text("IcapServer icap://127.0.0.1/avscan\nBlockedExtensions exe e*e\nOnBlocked clean\n", "t.conf",
+    c = parse_config_text("IcapServer icap://127.0.0.1/avscan\nBlockedExtensions exe e*e\nOnBlocked cleanse\n", "t.conf",
                           errors);
     CHECK_FALSE(c);
     REQUIRE(errors.size() == 2);

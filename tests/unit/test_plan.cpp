@@ -241,5 +241,5 @@ TEST_CASE("plan: Blocked is rejected with its own reply, or delivered as Blocked
     TemplateFields f = template_fields(input(c, o));
     CHECK(f.files == std::vector<std::string>{"invoice.pdf.exe"});
     CHECK(f.status == "Blocked");
-    CHECK(f.viruses == std::vector<std::string>{"blocked attachment (exe)"});
+    CHECK(f.viruses == std::vector<std::string>{"a blocked file type (exe)"});
 }

@@ -115,7 +115,7 @@ struct Config {
     std::string log_scanned = "infected";   // LogScanned: infected | all (info line per part)
     std::vector<std::string> blocked_extensions; // BlockedExtensions, lower case, without the dot
     std::vector<std::string> blocked_types; // BlockedTypes, "type/subtype" or "type/*", lower case
-    Action on_blocked = Action::Reject;     // OnBlocked: reject | tempfail | discard | accept | hold | redirect | notify
+    Action on_blocked = Action::Reject;     // OnBlocked: reject | tempfail | discard | accept | hold | redirect | notify | clean
     std::vector<std::string> scan_only_extensions; // ScanOnlyExtensions, empty = scan every part
     std::uint64_t max_message_size = 0;     // MaxMessageSize, 0 = no limit
     std::vector<std::string> skip_client_networks; // SkipClientNetworks, CIDR text as validated
