@@ -70,38 +70,6 @@ void count_outcome(const Decision& d) {
     }
 }
 
-// synthetic_name - names the walker gives (preamble.txt, epilogue.txt),
-// which no sender chose.
-bool synthetic_name(const ScanItem& item) {
-    std::string_view id = item.part_id;
-    return id.ends_with("preamble") || id.ends_with("epilogue");
-}
-
-// blocked_parts - the parts BlockedExtensions or BlockedTypes ban, by
-// either of their names or their type; the whole-message views are the
-// message itself, never an attachment.
-std::vector<BlockedPart> blocked_parts(const Config& c, const std::vector<ScanItem>& items) {
-    std::vector<BlockedPart> out;
-    if (c.blocked_extensions.empty() && c.blocked_types.empty()) return out;
-    for (const auto& item : items) {
-        if (is_view_id(item.part_id) || synthetic_name(item) || out.size() >= 64) continue;
-        std::optional<std::string> rule;
-        std::string name = item.filename;
-        rule = extension_rule(c.blocked_extensions, item.filename);
-        if (!rule && (rule = extension_rule(c.blocked_extensions, item.type_name))) name = item.type_name;
-        if (!rule) rule = type_rule(c.blocked_types, item.content_type);
-        if (rule) out.push_back({item.part_id, name.substr(0, 200), *rule}); // sanitised where it is used
-    }
-    return out;
-}
-
-// scan_only_skips - ScanOnlyExtensions leaves this named part out.
-bool scan_only_skips(const Config& c, const ScanItem& item) {
-    if (c.scan_only_extensions.empty() || item.filename.empty() || synthetic_name(item) || is_view_id(item.part_id))
-        return false;
-    return !extension_rule(c.scan_only_extensions, item.filename);
-}
-
 // check_token - verify the message's token headers against the walk;
 // true when the scan may be skipped. Fills out.token_log/strip_tokens.
 bool check_token(const Runtime& rt, const MessageContext& msg, const WalkResult& walk, const std::string& job,

@@ -6,7 +6,9 @@
 //   Windows ignores removed and an NTFS stream suffix ("a.exe::$DATA")
 //   cut, case-insensitively; only the last extension decides, so
 //   "invoice.pdf.exe" is an .exe. The walker has already decoded
-//   RFC 2231 and RFC 2047 names (mime/gmime_fields.cpp).
+//   RFC 2231 and RFC 2047 names (mime/gmime_fields.cpp). Both names of
+//   a part count (Content-Disposition filename and Content-Type name),
+//   since mail clients differ in which they show and save.
 // DIAGNOSTICS
 //   None: pure functions; config entries that do not parse get a reason.
 #include "icap-milter/policy/filters.hpp"
@@ -23,6 +25,13 @@ namespace {
 bool token_char(char c) noexcept {
     auto u = static_cast<unsigned char>(c);
     return u > 32 && u < 127 && std::string_view("()<>@,;:\\\"/[]?=").find(c) == std::string_view::npos;
+}
+
+// synthetic_name - names the walker gives (preamble.txt, epilogue.txt),
+// which no sender chose.
+bool synthetic_name(const ScanItem& item) {
+    std::string_view id = item.part_id;
+    return id.ends_with("preamble") || id.ends_with("epilogue");
 }
 
 } // namespace
@@ -93,6 +102,28 @@ std::string normalize_type(std::string_view entry, std::string* error) {
         return {};
     }
     return lower(entry);
+}
+
+// blocked_parts - either name, then the type, of every attachment.
+std::vector<BlockedPart> blocked_parts(const Config& c, const std::vector<ScanItem>& items) {
+    std::vector<BlockedPart> out;
+    if (c.blocked_extensions.empty() && c.blocked_types.empty()) return out;
+    for (const auto& item : items) {
+        if (is_view_id(item.part_id) || synthetic_name(item) || out.size() >= 64) continue;
+        std::string name = item.filename;
+        std::optional<std::string> rule = extension_rule(c.blocked_extensions, item.filename);
+        if (!rule && (rule = extension_rule(c.blocked_extensions, item.type_name))) name = item.type_name;
+        if (!rule) rule = type_rule(c.blocked_types, item.content_type);
+        if (rule) out.push_back({item.part_id, name.substr(0, 200), *rule}); // sanitised where it is used
+    }
+    return out;
+}
+
+// scan_only_skips - a named part whose extension is not listed.
+bool scan_only_skips(const Config& c, const ScanItem& item) {
+    if (c.scan_only_extensions.empty() || item.filename.empty() || synthetic_name(item) || is_view_id(item.part_id))
+        return false;
+    return !extension_rule(c.scan_only_extensions, item.filename);
 }
 
 } // namespace icapm

@@ -234,3 +234,51 @@ TEST_CASE("policy: Blocked ranks below Infected and above the rest") {
     CHECK(s.action == Action::Accept);
     CHECK(std::string(to_string(s.status)) == "Skipped");
 }
+
+TEST_CASE("filters: which walked parts are blocked or left out by ScanOnlyExtensions") {
+    Config c;
+    auto item = [](std::string id, std::string name, std::string type, std::string type_name = {}) {
+        ScanItem it;
+        it.part_id = std::move(id);
+        it.filename = std::move(name);
+        it.content_type = std::move(type);
+        it.type_name = std::move(type_name);
+        return it;
+    };
+    const std::vector<ScanItem> items = {
+        item("1", "", "text/plain"),
+        item("2", "invoice.pdf.exe", "application/pdf"),
+        item("3", "readme.txt", "text/plain", "tool.EXE"),
+        item("4", "movie", "video/mp4"),
+        item("preamble", "preamble.txt", "text/plain"),
+        item("1.u1", "payload.scr", "application/octet-stream"),
+        item("0", "message.exe", "message/rfc822"), // a view, never an attachment
+    };
+    CHECK(blocked_parts(c, items).empty()); // nothing configured
+    c.blocked_extensions = {"exe", "scr", "txt"};
+    c.blocked_types = {"video/*"};
+    auto b = blocked_parts(c, items);
+    REQUIRE(b.size() == 4);
+    CHECK(b[0].part_id == "2");
+    CHECK(b[0].rule == "exe");
+    CHECK(b[1].part_id == "3");
+    CHECK(b[1].filename == "readme.txt"); // txt matched the first name
+    CHECK(b[2].part_id == "4");
+    CHECK(b[2].rule == "video/*");
+    CHECK(b[3].part_id == "1.u1");
+    c.blocked_extensions = {"exe"};
+    c.blocked_types.clear();
+    b = blocked_parts(c, items);
+    REQUIRE(b.size() == 2);
+    CHECK(b[1].filename == "tool.EXE"); // the Content-Type name
+
+    CHECK_FALSE(scan_only_skips(c, items[1])); // not configured: scan everything
+    c.scan_only_extensions = {"pdf", "txt"};
+    CHECK_FALSE(scan_only_skips(c, items[0])); // no name: scanned
+    CHECK(scan_only_skips(c, items[1]));       // invoice.pdf.exe is an exe
+    CHECK_FALSE(scan_only_skips(c, items[2]));
+    CHECK(scan_only_skips(c, items[3]));
+    CHECK_FALSE(scan_only_skips(c, items[4])); // the walker's own name
+    CHECK(scan_only_skips(c, items[5]));
+    CHECK_FALSE(scan_only_skips(c, items[6])); // the whole-message view
+}

@@ -7,6 +7,10 @@
 //   config parser uses for their list entries.
 #pragma once
 
+#include "icap-milter/config/config.hpp"
+#include "icap-milter/mime/scan_item.hpp"
+#include "icap-milter/policy/policy.hpp"
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,5 +40,15 @@ std::string normalize_extension(std::string_view entry, std::string* error);
 // normalize_type - "type/subtype" or "type/*", lower case; "" and
 // *error for anything malformed.
 std::string normalize_type(std::string_view entry, std::string* error);
+
+// blocked_parts - the items BlockedExtensions or BlockedTypes ban, by
+// either of their names (filename, type_name) or their type; the
+// whole-message views and the walker's own names (preamble.txt) are
+// never attachments. At most 64.
+std::vector<BlockedPart> blocked_parts(const Config& c, const std::vector<ScanItem>& items);
+
+// scan_only_skips - does ScanOnlyExtensions leave this item unscanned?
+// Only items with a sender-given file name can be left out.
+bool scan_only_skips(const Config& c, const ScanItem& item);
 
 } // namespace icapm
