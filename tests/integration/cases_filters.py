@@ -5,7 +5,7 @@ SUMMARY
     Registered into run.py (register(run)), against the real Postfix,
     c-icap and clamd:
     - each bypass rule (SkipClientNetworks by the SMTP client's source
-      address 127.0.0.2 against 127.0.0.1, SkipSenders, SkipRecipients,
+      address 127.0.0.2 against 127.0.0.1, and ::1 over IPv6, SkipSenders, SkipRecipients,
       SkipAuthenticated with SMTP AUTH through Cyrus SASL and a sasldb on
       a Postfix instance of its own) lets an EICAR message through
       unscanned (SentToScanner stays 0) and labelled
@@ -78,13 +78,13 @@ def eicar_forged(subject: str) -> EmailMessage:
 
 def send_from(port: int, msg: EmailMessage, source: str, sender: str = mail.SENDER,
               rcpts: tuple[str, ...] = (mail.RECIPIENT,),
-              login: Optional[tuple[str, str]] = None) -> mail.Outcome:
-    """send_from - one message on its own SMTP connection from the local
-    address source, optionally after SMTP AUTH PLAIN."""
+              login: Optional[tuple[str, str]] = None, host: str = "127.0.0.1") -> mail.Outcome:
+    """send_from - one message on its own SMTP connection to host from the
+    local address source, optionally after SMTP AUTH PLAIN."""
     mid = mail.message_id(msg)
     start = time.monotonic()
     try:
-        smtp = smtplib.SMTP("127.0.0.1", port, local_hostname="client.icapm-lab.test",
+        smtp = smtplib.SMTP(host, port, local_hostname="client.icapm-lab.test",
                             timeout=120, source_address=(source, 0))
         try:
             smtp.ehlo()
@@ -111,6 +111,16 @@ def send_from(port: int, msg: EmailMessage, source: str, sender: str = mail.SEND
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return mail.Outcome(mid, code, " ".join(str(text).split("\n")), time.monotonic() - start)
+
+
+def port_open_v6(port: int) -> bool:
+    """port_open_v6 - True when something accepts TCP connections on [::1]:port."""
+    import socket
+    try:
+        with socket.create_connection(("::1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def counters(m) -> dict[str, str]:
@@ -203,6 +213,35 @@ def register(run) -> None:
             k = counters(m)
             ck.expect(k.get("Skipped.SkipClientNetworks") == "1" and k.get("Skipped.SkipSenders") == "0",
                       f"stats: Skipped.SkipClientNetworks={k.get('Skipped.SkipClientNetworks')}, expected 1")
+
+    @run.case("filters_skip_networks_v6", "SkipClientNetworks ::1/128 with a Postfix listening on [::1] too: "
+                                          "EICAR from ::1 (an AF_INET6 client) is Skipped; from 127.0.0.1 rejected")
+    def case_skip_networks_v6(s, ck) -> None:
+        pf = s.lab.start_postfix("postfix-v6", s.sink.port, s.socket_spec, {
+            "inet_protocols": "all",
+            "inet_interfaces": "127.0.0.1, [::1]",
+            "mynetworks": "127.0.0.0/8 [::1]/128",
+        })
+        # The lab's master.cf listens on 127.0.0.1:PORT only; add [::1]:PORT.
+        master = pf.conf_dir / "master.cf"
+        text = master.read_text()
+        first = text.splitlines()[1]
+        if ck.expect(first.startswith(f"127.0.0.1:{pf.smtp_port} "), f"unexpected master.cf line: {first}"):
+            master.write_text(text + first.replace(f"127.0.0.1:{pf.smtp_port}", f"[::1]:{pf.smtp_port}", 1) + "\n")
+            pf.reload()
+            deadline = time.monotonic() + 20
+            while not port_open_v6(pf.smtp_port) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        if not ck.expect(port_open_v6(pf.smtp_port), "Postfix does not listen on [::1]"):
+            return
+        with s.milter("filters_skip_networks_v6", dict(s.tls_settings(), SkipClientNetworks="::1/128")) as m:
+            out = send_from(pf.smtp_port, eicar_forged("from ::1"), "::1", host="::1")
+            expect_skipped(s, ck, m, out, "SkipClientNetworks", "::1/128", "EICAR from ::1")
+            lines = m.summary_lines(out.queue_id) if out.queue_id else []
+            ck.expect(lines and "client=[::1]" in lines[0],
+                      f"the summary does not show the IPv6 client: {lines}")
+            s.expect_rejected(ck, send_from(pf.smtp_port, eicar_forged("from 127.0.0.1 (v6 rule)"), "127.0.0.1"),
+                              m, "EICAR from 127.0.0.1", pf)
 
     @run.case("filters_skip_senders", "SkipSenders @trusted...: EICAR from that domain is Skipped; from "
                                       "another sender it is rejected")
