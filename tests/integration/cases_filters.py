@@ -41,7 +41,8 @@ TRUSTED_SENDER = "robot@trusted.icapm-lab.test"
 POSTMASTER = "postmaster@dest.icapm-lab.test"
 
 
-def raw_attachment(subject: str, type_params: str, disp_params: str, content: bytes) -> bytes:
+def raw_attachment(subject: str, type_params: str, disp_params: str, content: bytes,
+                   ctype: str = "application/octet-stream") -> bytes:
     """raw_attachment - a multipart message, byte for byte, with one base64
     attachment under the given Content-Type / Content-Disposition
     parameters (written as given: RFC 2231 and RFC 2047 forms included)."""
@@ -60,7 +61,7 @@ def raw_attachment(subject: str, type_params: str, disp_params: str, content: by
             "\r\n"
             "Please find the file attached.\r\n"
             "--filters-b\r\n"
-            "Content-Type: application/octet-stream" + type_params + "\r\n"
+            "Content-Type: " + ctype + type_params + "\r\n"
             "Content-Disposition: attachment" + disp_params + "\r\n"
             "Content-Transfer-Encoding: base64\r\n"
             "\r\n" + b64 +
@@ -323,7 +324,8 @@ def register(run) -> None:
             ("trailing dot", "", "; filename=\"invoice.exe.\"", "invoice.exe."),
             ("Content-Type name only", "; name=\"tool.EXE\"", "; filename=\"tool.txt\"", "tool.EXE"),
         ]
-        with s.milter("filters_blocked", dict(s.tls_settings(), BlockedExtensions="exe scr")) as m:
+        with s.milter("filters_blocked", dict(s.tls_settings(), BlockedExtensions="exe scr",
+                                              BlockedTypes="application/x-msdownload video/*")) as m:
             before = s.icap_requests()
             for label, tp, dp, name in variants:
                 out = mail.send_raw(port, raw_attachment(f"blocked: {label}", tp, dp, CLEAN_EXE))
@@ -341,8 +343,17 @@ def register(run) -> None:
             ck.expect(lines and "status=Infected" in lines[0], f"EICAR .exe: not Infected: {lines}")
             out = mail.send_raw(port, raw_attachment("a pdf", "", "; filename=\"report.pdf\"", CLEAN_EXE))
             got = expect_status(s, ck, out, m, "Clean", "clean .pdf")
-            os.kill(m.pid, signal.SIGUSR1)
-            ck.expect(m.wait_log(f"Blocked: {len(variants)}"), f"stats lack 'Blocked: {len(variants)}'")
+            out = mail.send_raw(port, raw_attachment("by type", "", "; filename=\"report.dat\"", CLEAN_EXE,
+                                                     "Application/X-MSDownload"))
+            blocked_reply(ck, out, "BlockedTypes", "report.dat")
+            qid = s.postfix.queue_id_for(out.message_id)
+            lines = m.summary_lines(qid) if qid else []
+            ck.expect(lines and "rule=application/x-msdownload" in lines[0],
+                      f"BlockedTypes: summary lacks rule=application/x-msdownload: {lines}")
+            k = counters(m)
+            ck.expect(k.get("Blocked") == str(len(variants) + 1) and k.get("Infected") == "1",
+                      f"stats: Blocked={k.get('Blocked')} Infected={k.get('Infected')}, "
+                      f"expected {len(variants) + 1} and 1")
             ck.note(f"{len(variants)} .exe variants rejected by name; EICAR .exe Infected; .pdf {got is not None}")
         with s.milter("filters_blocked_accept", dict(s.tls_settings(), BlockedExtensions="exe",
                                                      OnBlocked="accept")) as m:
