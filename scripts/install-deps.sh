@@ -20,7 +20,7 @@ FUZZ_PKGS=(clang libclang-rt-dev llvm)
 # run time; the integration tests parse its output with python3-prometheus-client.
 RUNTIME_PKGS=(
   c-icap libc-icap-mod-virus-scan clamav clamav-daemon
-  postfix openssl zip python3 procps clamav-milter
+  postfix openssl zip python3 procps clamav-milter sasl2-bin
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 python3-prometheus-client
 )
 

@@ -232,7 +232,8 @@ bool parse_into(std::string_view text, Config& config, ErrorSink& sink) {
     if (config.icap_servers.empty() && !first_seen.contains("IcapServer"))
         return sink.add(0, "no IcapServer given; at least one is required");
     for (auto [key, action] : {std::pair{"OnInfected", config.on_infected}, std::pair{"OnUnscannable", config.on_unscannable},
-                               std::pair{"OnAmbiguous", config.on_ambiguous}})
+                               std::pair{"OnAmbiguous", config.on_ambiguous},
+                               std::pair{"OnBlocked", config.on_blocked}})
         if (action == Action::Redirect && config.redirect_address.empty())
             if (!sink.add(first_seen.contains(key) ? first_seen[key] : 0,
                           std::string(key) + " redirect needs RedirectAddress"))

@@ -22,6 +22,8 @@
 #include "icap-milter/net/smtp_client.hpp"
 #include "icap-milter/net/listen_address.hpp"
 #include "icap-milter/net/uri.hpp"
+#include "icap-milter/policy/bypass.hpp"
+#include "icap-milter/policy/filters.hpp"
 #include "icap-milter/policy/template.hpp"
 #include "icap-milter/scan/server_spec.hpp"
 
@@ -271,6 +273,49 @@ OptionSpec uri_option(const Key& k, std::vector<std::string> Config::*field, std
         [field](const Config& c) { return c.*field; }, true, sample);
 }
 
+// ListNormalizer - checks one list entry: its stored form, or "" and a reason.
+using ListNormalizer = std::string (*)(std::string_view, std::string*);
+
+// list_option - blank- or comma-separated entries on one line, each
+// checked (and normalised); an entry given twice counts once. Printed as one line of all entries;
+// "" is the empty list.
+OptionSpec list_option(const Key& k, std::vector<std::string> Config::*field, ListNormalizer normalize,
+                       std::size_t min_items = 0, std::size_t max_items = 1000) {
+    return spec(
+        k, OptionType::List,
+        [field, normalize, min_items, max_items](Config& c, std::string_view v) {
+            std::vector<std::string> add;
+            std::size_t i = 0;
+            while (i < v.size()) {
+                while (i < v.size() && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) ++i;
+                std::size_t start = i;
+                while (i < v.size() && v[i] != ' ' && v[i] != '\t' && v[i] != ',') ++i;
+                if (i == start) break;
+                std::string why;
+                std::string entry = normalize(v.substr(start, i - start), &why);
+                if (entry.empty()) return why;
+                add.push_back(std::move(entry));
+            }
+            std::vector<std::string> list;
+            for (auto& e : add)
+                if (std::find(list.begin(), list.end(), e) == list.end()) list.push_back(std::move(e));
+            if (list.size() > max_items) return "more than " + std::to_string(max_items) + " entries";
+            if (list.size() < min_items) return std::string("at least one entry is needed");
+            c.*field = std::move(list);
+            return std::string();
+        },
+        [field](const Config& c) {
+            std::string joined;
+            for (const std::string& e : c.*field) joined += (joined.empty() ? "" : " ") + e;
+            return std::vector<std::string>{joined};
+        });
+}
+
+// cidr_text - a SkipClientNetworks entry, checked and kept as written.
+std::string cidr_text(std::string_view v, std::string* error) {
+    return parse_cidr(v, error) ? std::string(v) : std::string();
+}
+
 // --- value checks for string keys -------------------------------------
 
 // check_socket - libmilter socket syntax, with a port or path we can use.
@@ -338,6 +383,17 @@ std::string check_address_or_empty(std::string_view v) {
                   return c > 32 && c < 127 && c != '<' && c != '>' && c != '"' && c != ',' && c != '(' && c != ')';
               });
     return ok ? std::string() : "'" + std::string(v) + "' is not a mail address (local@domain)";
+}
+
+// normalize_address - a list entry that must be a mail address (AlertRecipients).
+std::string normalize_address(std::string_view entry, std::string* error) {
+    *error = check_address_or_empty(entry);
+    return error->empty() ? std::string(entry) : std::string();
+}
+
+// normalize_smtp_server - a list entry that must be HOST[:PORT] (AlertSmtpServer).
+std::string normalize_smtp_server(std::string_view entry, std::string* error) {
+    return parse_smtp_endpoint(entry, error) ? std::string(entry) : std::string();
 }
 
 // check_command - an absolute program path, then options; no shell.
@@ -649,8 +705,9 @@ std::vector<OptionSpec> build() {
         &Config::quarantine_directory, check_abs_path_or_empty));
     t.push_back(enum_option(
         {quarantine, "QuarantineCopy", "none|infected|unscannable|all",
-         "Which messages are copied into QuarantineDirectory, whatever their action: infected ones; "
-         "unscannable: infected, Unscanned and Ambiguous ones; all: every message; none: none."},
+         "Which messages are copied into QuarantineDirectory, whatever their action: infected: Infected and "
+         "Blocked ones; unscannable: those and Unscanned and Ambiguous ones; all: every message (Skipped ones, "
+         "never spooled, and ones over MaxMessageSize excepted); none: none."},
         &Config::quarantine_copy));
     t.push_back(size_option(
         {quarantine, "QuarantineMaxSize", "0-4G",
@@ -675,6 +732,66 @@ std::vector<OptionSpec> build() {
         {policy, "ReportHostname", "host name",
          "Host name shown in X-Virus-Scanned and in rejection texts. Empty: the system's host name."},
         &Config::report_hostname, check_hostname));
+
+    constexpr std::string_view filters = "Filters";
+    t.push_back(list_option(
+        {filters, "BlockedExtensions", "extensions",
+         "Banned attachments by file name: a message with a part whose name ends in one of these extensions "
+         "is Blocked (OnBlocked), whatever the scanner says. Blank- or comma-separated on one line, "
+         "case-insensitive, with or without the dot (for example: exe scr com pif bat cmd vbs js jar); an entry with a dot (tar.gz) matches the end of the name. The "
+         "name is the Content-Disposition filename and the Content-Type name, RFC 2231 and RFC 2047 decoded, "
+         "also of parts inside attached messages; the last extension counts (invoice.pdf.exe is an exe), after "
+         "the trailing dots and blanks Windows ignores. See FILTERS AND BYPASS. Empty: none."},
+        &Config::blocked_extensions, normalize_extension));
+    t.push_back(list_option(
+        {filters, "BlockedTypes", "content types",
+         "Banned attachments by content type (type/subtype, or type/* for all of a type; for example "
+         "application/x-msdownload), as "
+         "BlockedExtensions. The declared type is matched, which a sender chooses; the names matter more."},
+        &Config::blocked_types, normalize_type));
+    t.push_back(action_option(
+        {filters, "OnBlocked", "reject|tempfail|discard|accept|hold|redirect|notify|clean",
+         "What to do with a Blocked message. reject answers 550 5.7.1 naming the file; accept delivers it "
+         "with X-Virus-Status: Blocked; clean delivers it with each banned part replaced by CleanTemplate "
+         "({viruses} reads \"a blocked file type (RULE)\"); the others as for OnInfected (see ACTIONS). A "
+         "virus found in any part makes the message Infected instead (OnInfected)."},
+        &Config::on_blocked));
+    t.push_back(list_option(
+        {filters, "ScanOnlyExtensions", "extensions",
+         "IMail's ExtensionList, a weakening: when set, only parts whose file name ends in one of these "
+         "extensions, and parts with no file name (bodies, the whole-message views), are sent to a scanner; "
+         "any other named part is unscanned with reason \"not in ScanOnlyExtensions\", so such a message is "
+         "Unscanned (OnUnscannable), never Clean. Empty: scan every part."},
+        &Config::scan_only_extensions, normalize_extension));
+    t.push_back(size_option(
+        {filters, "MaxMessageSize", "0-4G",
+         "Largest whole message (headers and body as received) examined. A larger one is not spooled past "
+         "this size, nor parsed, nor scanned: it is Unscanned with reason \"message larger than "
+         "MaxMessageSize\" (OnUnscannable). 0: no limit."},
+        &Config::max_message_size));
+    constexpr std::string_view bypass = "Bypass";
+    t.push_back(list_option(
+        {bypass, "SkipClientNetworks", "CIDR networks",
+         "Messages from SMTP clients in these networks (IPv4 or IPv6, ADDRESS/LENGTH, a bare address is one "
+         "host, for example 127.0.0.0/8 ::1/128 192.0.2.0/24; host bits beyond the length are an error; an IPv4 client seen as ::ffff:a.b.c.d matches IPv4 networks) are not scanned: they get "
+         "X-Virus-Status: Skipped, never Clean. See FILTERS AND BYPASS. Empty: none."},
+        &Config::skip_client_networks, cidr_text));
+    t.push_back(bool_option(
+        {bypass, "SkipAuthenticated", "yes|no",
+         "Do not scan messages from clients that authenticated with SMTP AUTH (the MTA's {auth_authen} "
+         "macro, requested at MAIL FROM); they get X-Virus-Status: Skipped."},
+        &Config::skip_authenticated));
+    t.push_back(list_option(
+        {bypass, "SkipSenders", "address patterns",
+         "Do not scan messages whose envelope sender matches: user@example.com (that address), @example.com "
+         "or *@example.com (any address at that domain), example.com (that domain and its subdomains); "
+         "case-insensitive. Envelope senders are easily forged: see FILTERS AND BYPASS. Empty: none."},
+        &Config::skip_senders, normalize_address_pattern));
+    t.push_back(list_option(
+        {bypass, "SkipRecipients", "address patterns",
+         "Do not scan messages whose every envelope recipient matches one of these patterns (as for "
+         "SkipSenders); one recipient outside them and the message is scanned for all."},
+        &Config::skip_recipients, normalize_address_pattern));
 
     constexpr std::string_view token = "Scan token";
     t.push_back(string_option(
@@ -715,49 +832,20 @@ std::vector<OptionSpec> build() {
         {logging, "LogLevel", "error|warning|info|debug",
          "Least severe level logged. info logs one line per message; debug logs every step."},
         &Config::log_level));
+    t.push_back(enum_option(
+        {logging, "LogScanned", "infected|all",
+         "Which scanned parts get a line of their own at info level (queue id, job id, file, type, size, "
+         "server, verdict): infected ones, or all (Domino's \"log all attachments\"). The summary line stays one "
+         "per message either way."},
+        &Config::log_scanned));
 
-    // Alerts (stats/alerts.hpp). A list key holds its items in one value,
-    // separated by commas or blanks (quoted when blanks are used).
+    // Alerts (stats/alerts.hpp).
     constexpr std::string_view alerts = "Alerts";
-    auto list_option = [](const Key& k, std::vector<std::string> Config::*field, Check check, std::size_t min_items,
-                          std::size_t max_items) {
-        return spec(
-            k, OptionType::String,
-            [=](Config& c, std::string_view v) {
-                std::vector<std::string> items;
-                std::size_t i = 0;
-                while (i < v.size()) {
-                    std::size_t end = v.find_first_of(", \t", i);
-                    if (end == std::string_view::npos) end = v.size();
-                    if (end > i) {
-                        std::string_view item = v.substr(i, end - i);
-                        if (std::string why = check(item); !why.empty()) return why;
-                        if (std::find(items.begin(), items.end(), item) != items.end())
-                            return std::string(item) + " is listed twice";
-                        items.emplace_back(item);
-                    }
-                    i = end + 1;
-                }
-                if (items.size() < min_items) return std::string("at least one is needed");
-                if (items.size() > max_items) return "at most " + std::to_string(max_items) + " are allowed";
-                c.*field = std::move(items);
-                return std::string();
-            },
-            [field](const Config& c) {
-                std::string joined;
-                for (const auto& item : c.*field) joined += (joined.empty() ? "" : ", ") + item;
-                return std::vector<std::string>{joined};
-            });
-    };
-    Check check_smtp_server = [](std::string_view v) {
-        std::string why;
-        return parse_smtp_endpoint(v, &why) ? std::string() : why;
-    };
     t.push_back(list_option(
         {alerts, "AlertRecipients", "addresses",
          "Who gets alert mail (see ALERTS): mail addresses separated by commas, at most 20. Empty: no "
          "alerts are sent."},
-        &Config::alert_recipients, check_address_or_empty, 0, 20));
+        &Config::alert_recipients, normalize_address, 0, 20));
     t.push_back(string_option(
         {alerts, "AlertSender", "mail address",
          "Envelope sender and From of alert mail. Empty: icap-milter@ followed by ReportHostname (or the "
@@ -769,7 +857,7 @@ std::vector<OptionSpec> build() {
          "([ADDRESS]:PORT for IPv6; port 25 when left out). Plain SMTP, no authentication: a relay that "
          "accepts mail from this host. The alert goes straight there, so this milter scans it only if that "
          "server runs it, and then it is just another message."},
-        &Config::alert_smtp_servers, check_smtp_server, 1, 4));
+        &Config::alert_smtp_servers, normalize_smtp_server, 1, 4));
     t.push_back(duration_option(
         {alerts, "AlertRateLimit", "1s-24h",
          "At most one alert mail per kind (infection, scanner down, definitions updated, ...) per this "
@@ -835,6 +923,7 @@ std::string_view type_name(OptionType type) noexcept {
     case OptionType::Duration: return "duration";
     case OptionType::Enum: return "choice";
     case OptionType::Uri: return "ICAP URI";
+    case OptionType::List: return "list";
     }
     return "?";
 }

@@ -148,13 +148,15 @@ bool log_set_level(const std::string& level) {
     return true;
 }
 
-// sanitize - make mail-supplied text safe for one log line.
-std::string sanitize(std::string_view text, std::size_t max_len) {
+namespace {
+
+// sanitize_escaping - sanitize(), optionally escaping '"' as \x22.
+std::string sanitize_escaping(std::string_view text, std::size_t max_len, bool quote) {
     static constexpr char hex[] = "0123456789ABCDEF";
     std::string out;
     out.reserve(std::min(text.size(), max_len) + 3);
     for (unsigned char c : text) {
-        bool plain = c >= 0x20 && c < 0x7f;
+        bool plain = c >= 0x20 && c < 0x7f && !(quote && c == '"');
         std::size_t need = plain ? 1 : 4;
         // Never split an escape: a cut \x0 would read as a different byte.
         if (out.size() + need > max_len) {
@@ -171,5 +173,13 @@ std::string sanitize(std::string_view text, std::size_t max_len) {
     }
     return out;
 }
+
+} // namespace
+
+// sanitize - make mail-supplied text safe for one log line.
+std::string sanitize(std::string_view text, std::size_t max_len) { return sanitize_escaping(text, max_len, false); }
+
+// sanitize_value - the same, with '"' escaped as well.
+std::string sanitize_value(std::string_view text, std::size_t max_len) { return sanitize_escaping(text, max_len, true); }
 
 } // namespace icapm

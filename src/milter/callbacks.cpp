@@ -5,6 +5,11 @@
 //   inside guard(), which catches every exception and answers with the
 //   configured OnFail action. Connection state lives in smfi_getpriv;
 //   message state is reset at MAIL FROM, end of message, abort and close.
+//   Bypass lists (policy/bypass.hpp) are decided once when the message's
+//   data starts, from the client address (connect), {auth_authen} (MAIL
+//   FROM; requested with smfi_setsymlist when SkipAuthenticated is on),
+//   the sender and every recipient; a skipped message is not spooled and
+//   ends Skipped. MaxMessageSize stops spooling at that size.
 // DIAGNOSTICS
 //   Spool failures during header/body are remembered and answered at end
 //   of message (header and body replies may be negotiated away). Every
@@ -140,9 +145,28 @@ void note_queue_id(SMFICTX* ctx, MessageContext& msg) {
     if (!q.empty()) msg.queue_id = sanitize(q, 64);
 }
 
-// spool_write - append to the message spool; failure is answered at end of message.
-void spool_write(MessageContext& msg, std::string_view data) {
-    if (msg.spool_failed) return;
+// check_bypass - decide the bypass lists once, when the message's data
+// starts (every recipient is known by then).
+void check_bypass(const ConnState& st, MessageContext& msg) {
+    if (msg.bypass_checked) return;
+    msg.bypass_checked = true;
+    BypassInput in;
+    in.client = st.client_ip;
+    in.auth_authen = msg.auth_authen;
+    in.sender = msg.sender;
+    in.rcpts = msg.rcpts;
+    in.rcpts_complete = msg.rcpts.size() == msg.recipients;
+    msg.bypass = match_bypass(*st.runtime->config, in);
+}
+
+// spool_write - append to the message spool; failure is answered at end
+// of message. A skipped message is not spooled, nor one past
+// MaxMessageSize any further (it is not scanned either way).
+void spool_write(const Config& c, MessageContext& msg, std::string_view data) {
+    msg.received += data.size();
+    if (msg.bypass) return;
+    if (c.max_message_size != 0 && msg.received > c.max_message_size) msg.too_big = true;
+    if (msg.spool_failed || msg.too_big) return;
     try {
         msg.spool->append(data);
     } catch (const std::exception& e) {
@@ -151,6 +175,9 @@ void spool_write(MessageContext& msg, std::string_view data) {
         spdlog::error("{}: Job-{}: spool write failed: {}", msg.queue_id, msg.job, sanitize(e.what()));
     }
 }
+
+// rt_config - the configuration of a connection.
+const Config& rt_config(const ConnState& st) { return *st.runtime->config; }
 
 // header_value - what to pass to smfi_addheader (leading space if negotiated).
 std::string header_value(const ConnState& st, std::string value) {
@@ -198,6 +225,16 @@ Plan plan_for(const ConnState& st, const MessageContext& msg, const Outcome& out
             part.viruses = item.threats;
             repl.push_back({item.part_id, render(c.clean_template, part, true)});
         }
+        // OnBlocked clean: the banned parts go too (once each).
+        if (c.on_blocked == Action::Clean)
+            for (const auto& b : out.blocked_items) {
+                if (std::any_of(repl.begin(), repl.end(), [&](const Replacement& r) { return r.part_id == b.part_id; }))
+                    continue;
+                TemplateFields part = fields;
+                part.files = {b.filename.empty() ? "part " + b.part_id : b.filename};
+                part.viruses = {"a blocked file type (" + b.rule + ")"};
+                repl.push_back({b.part_id, render(c.clean_template, part, true)});
+            }
         try {
             if (!repl.empty()) rebuilt = clean_message(*msg.spool, repl);
         } catch (const std::exception& e) {
@@ -286,6 +323,24 @@ Decision refusal(const Config& config, const std::string& missing) {
     return fail_decision(strict, reason);
 }
 
+// request_macros - SkipAuthenticated needs {auth_authen} at MAIL FROM:
+// ask for it (sendmail sends it only when asked; Postfix's
+// milter_mail_macros has it by default). "i" stays in the list, since
+// the list replaces the MTA's own for that stage.
+void request_macros(SMFICTX* ctx, const Config& c, unsigned long offered, unsigned long* pf0) {
+    if (!c.skip_authenticated) return;
+    if (!(offered & SMFIF_SETSYMLIST)) {
+        spdlog::warn("negotiate: the MTA takes no macro list (SMFIF_SETSYMLIST); SkipAuthenticated relies on it "
+                     "sending {auth_authen} at MAIL FROM by itself");
+        return;
+    }
+    *pf0 |= SMFIF_SETSYMLIST;
+    if (smfi_setsymlist(ctx, SMFIM_ENVFROM, const_cast<char*>("i {auth_authen} {auth_type}")) != MI_SUCCESS)
+        spdlog::warn("negotiate: smfi_setsymlist failed; SkipAuthenticated relies on the MTA's default macros");
+    else
+        spdlog::debug("negotiate: macros requested at MAIL FROM: i {auth_authen} {auth_type} (SkipAuthenticated)");
+}
+
 // on_negotiate - ask for exactly the actions used and skip unneeded steps;
 // an MTA lacking a needed action keeps the connection but gets OnFail.
 sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long* pf0, unsigned long* pf1,
@@ -297,6 +352,8 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     *pf1 = st->nr.steps;
     *pf2 = 0;
     *pf3 = 0;
+    if (!st->runtime) st->runtime = current_runtime();
+    if (st->runtime) request_macros(ctx, *st->runtime->config, f0, pf0);
     if (!st->nr.missing.empty()) {
         if (!st->runtime) st->runtime = current_runtime();
         if (!st->runtime) throw std::runtime_error("no configuration loaded");
@@ -320,13 +377,14 @@ sfsistat refuse_message(SMFICTX* ctx, const ConnState& st, const MessageContext&
     // The message's one summary line (the connection's error was logged at negotiation).
     spdlog::info("{}: Job-{}: from=<{}> rcpts={} status={} action={} reason=\"{}\" at={} client={}", msg.queue_id,
                  msg.job, msg.sender, msg.recipients, to_string(d.status), to_string(d.action),
-                 sanitize(d.reason, 300), where, st.client);
+                 sanitize_value(d.reason, 300), where, st.client);
     return to_smfis(d.action);
 }
 
 // on_connect - take the runtime snapshot for this SMTP session.
-sfsistat on_connect(SMFICTX* ctx, const char* hostname, const char* addr_text) {
+sfsistat on_connect(SMFICTX* ctx, const char* hostname, const char* addr_text, std::optional<IpAddress> ip) {
     ConnState* st = ensure_state(ctx);
+    st->client_ip = ip;
     if (!st->runtime) st->runtime = current_runtime();
     if (!st->runtime) throw std::runtime_error("no configuration loaded");
     // Postfix style: host[addr]; an unresolved client already comes as "[addr]".
@@ -343,6 +401,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     std::string_view sender = argv && argv[0] ? argv[0] : "";
     if (sender.size() >= 2 && sender.front() == '<' && sender.back() == '>') sender = sender.substr(1, sender.size() - 2);
     st->message->sender = sanitize(sender, 256);
+    st->message->auth_authen = sanitize(symbol(ctx, "{auth_authen}"), 256);
     note_queue_id(ctx, *st->message);
     if (st->refuse) {
         std::unique_ptr<MessageContext> msg = std::move(st->message);
@@ -368,6 +427,7 @@ sfsistat on_header(SMFICTX* ctx, const char* name, const char* value) {
     ConnState* st = state(ctx);
     if (!st || !st->message) throw std::runtime_error("header outside a message");
     MessageContext& msg = *st->message;
+    check_bypass(*st, msg);
     const std::string lname = lower(name);
     for (const char* own : kOwnHeaders)
         if (lname == own) ++msg.strip[lname];
@@ -402,23 +462,24 @@ sfsistat on_header(SMFICTX* ctx, const char* name, const char* value) {
         line += *p;
     }
     line.append("\r\n");
-    spool_write(msg, line);
+    spool_write(rt_config(*st), msg, line);
     return st->nr.noreply_header ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 // end_headers - the blank line between headers and body, once.
-void end_headers(MessageContext& msg) {
+void end_headers(const ConnState& st, MessageContext& msg) {
+    check_bypass(st, msg);
     if (msg.in_body) return;
     msg.in_body = true;
-    spool_write(msg, "\r\n");
+    spool_write(rt_config(st), msg, "\r\n");
 }
 
 // on_body - spool a body chunk.
 sfsistat on_body(SMFICTX* ctx, unsigned char* data, std::size_t len) {
     ConnState* st = state(ctx);
     if (!st || !st->message) throw std::runtime_error("body outside a message");
-    end_headers(*st->message);
-    spool_write(*st->message, std::string_view(reinterpret_cast<const char*>(data), len));
+    end_headers(*st, *st->message);
+    spool_write(rt_config(*st), *st->message, std::string_view(reinterpret_cast<const char*>(data), len));
     return st->nr.noreply_body ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
@@ -429,12 +490,12 @@ sfsistat on_eom(SMFICTX* ctx) {
     std::unique_ptr<MessageContext> msg = std::move(st->message);
     note_queue_id(ctx, *msg);
     if (st->refuse) return refuse_message(ctx, *st, *msg, "eom");
-    end_headers(*msg);
+    end_headers(*st, *msg);
     const Runtime& rt = *st->runtime;
-    Outcome out = process_message(rt, *msg, [ctx] { smfi_progress(ctx); });
+    Outcome out = msg->bypass ? skipped_outcome(*msg) : process_message(rt, *msg, [ctx] { smfi_progress(ctx); });
     // A copy that `icap-milterctl quarantine release` re-injected goes
     // through once, as the administrator asked, and is not kept again.
-    const bool released = release_claimed(rt, *msg);
+    const bool released = !msg->bypass && release_claimed(rt, *msg);
     if (released) {
         ++counters().quarantine_released;
         out.decision.action = Action::Accept;
@@ -460,8 +521,8 @@ sfsistat on_eom(SMFICTX* ctx) {
                         .count();
     spdlog::info("{}: Job-{}: from=<{}> rcpts={} size={} parts={} verdicts=[{}] status={} action={} reason=\"{}\" "
                  "{}{}client={} ms={}",
-                 msg->queue_id, msg->job, msg->sender, msg->recipients, msg->spool->size(), out.parts, out.parts_log,
-                 to_string(out.decision.status), to_string(plan.action), sanitize(out.decision.reason, 300),
+                 msg->queue_id, msg->job, msg->sender, msg->recipients, msg->received, out.parts, out.parts_log,
+                 to_string(out.decision.status), to_string(plan.action), sanitize_value(out.decision.reason, 300),
                  out.token_log, out.token_log.empty() ? "" : " ", st->client, ms);
     if (out.decision.status == MessageStatus::Infected) alert_infection(infection_alert(*msg, out, plan.action, st->client));
     return answer;
@@ -494,13 +555,14 @@ static sfsistat xxfi_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1,
 }
 static sfsistat xxfi_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* addr) {
     char text[64] = "unknown";
+    std::optional<icapm::IpAddress> ip = icapm::ip_from_sockaddr(addr);
     if (addr && addr->sa_family == AF_INET)
         inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(addr)->sin_addr, text, sizeof text);
     else if (addr && addr->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(addr)->sin6_addr, text, sizeof text);
     else if (addr)
         std::strcpy(text, "local");
-    return icapm::guard(ctx, "connect", [&] { return icapm::on_connect(ctx, hostname, text); });
+    return icapm::guard(ctx, "connect", [&] { return icapm::on_connect(ctx, hostname, text, ip); });
 }
 static sfsistat xxfi_envfrom(SMFICTX* ctx, char** argv) {
     return icapm::guard(ctx, "envfrom", [&] { return icapm::on_envfrom(ctx, argv); });

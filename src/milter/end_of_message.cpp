@@ -3,7 +3,12 @@
 // SUMMARY
 //   Walk the spooled message into scan items, send the scannable ones to
 //   the worker pool, give the others their Unscannable verdict, and let
-//   policy decide. Per-part lines are logged at debug level with Job-N.M.
+//   policy decide. Per-part lines are logged with Job-N.M: at info for
+//   infected parts (every part with LogScanned all), else at debug.
+//   Filters: BlockedExtensions/BlockedTypes make a message Blocked (its
+//   parts are still scanned, so a virus makes it Infected instead);
+//   ScanOnlyExtensions leaves named parts out as Unscannable; a message
+//   over MaxMessageSize is not walked at all.
 //   Scan token: a message carrying exactly one token header that
 //   verifies (trusted signer, current scanner signature, same parts) is
 //   accepted without scanning; any other token is counted with its
@@ -17,6 +22,7 @@
 
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/mime/walker.hpp"
+#include "icap-milter/policy/filters.hpp"
 #include "icap-milter/scan/content_class.hpp"
 #include "icap-milter/stats/counters.hpp"
 #include "icap-milter/stats/observer.hpp"
@@ -61,6 +67,8 @@ void count_outcome(const Decision& d) {
     case MessageStatus::Clean: ++k.virus_free; break;
     case MessageStatus::Ambiguous: ++k.ambiguous_mime; break;
     case MessageStatus::Unscanned: ++k.unscanned; break;
+    case MessageStatus::Blocked: ++k.blocked; break;
+    case MessageStatus::Skipped: ++k.skipped; break;
     }
 }
 
@@ -155,6 +163,20 @@ InfectionAlert infection_alert(const MessageContext& msg, const Outcome& out, Ac
     return a;
 }
 
+// skipped_outcome - a message a bypass rule let through unscanned.
+Outcome skipped_outcome(const MessageContext& msg) {
+    Outcome out;
+    const BypassMatch& m = *msg.bypass;
+    const std::string match = sanitize(m.match, 100);
+    out.decision = skip_decision(std::string("skipped: ") + to_string(m.rule) + " matched " + match);
+    out.scanners = std::string("not scanned: ") + to_string(m.rule);
+    out.strip_tokens = true; // unchecked: never passed on
+    out.token_log = std::string("rule=") + to_string(m.rule) + " match=" + match;
+    count_outcome(out.decision);
+    ++counters().skipped_by[static_cast<std::size_t>(m.rule)];
+    return out;
+}
+
 // walk_limits - the MIME limits and ScanWholeMessage of c; decoded parts
 // are charged to budget (SpoolMemoryTotal) when one is given.
 WalkLimits walk_limits(const Config& c, std::shared_ptr<MemoryBudget> budget) {
@@ -184,6 +206,17 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
             count_outcome(out.decision);
             return out;
         }
+        if (msg.too_big) {
+            spdlog::info("{}: {}: size={} over MaxMessageSize={}: not parsed, not scanned", msg.queue_id, job,
+                         msg.received, c.max_message_size);
+            std::vector<Verdict> v(1);
+            v[0].kind = VerdictKind::Unscannable;
+            v[0].reason = "message larger than MaxMessageSize";
+            out.decision = decide(c, v);
+            out.parts_log = "0:unscannable(message larger than MaxMessageSize)";
+            count_outcome(out.decision);
+            return out;
+        }
         WalkResult walk = walk_message(msg.spool, walk_limits(c, rt.spool_budget));
         if (walk.limit_hit)
             spdlog::warn("{}: {}: MIME limit reached ({}); the whole raw message is scanned as part 0", msg.queue_id,
@@ -197,14 +230,19 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
 
         const auto& items = walk.items;
         out.parts = items.size();
+        const std::vector<BlockedPart> blocked = blocked_parts(c, items);
+        for (const auto& b : blocked)
+            spdlog::info("{}: {}: blocked part={} file=\"{}\" rule={}", msg.queue_id, job, b.part_id,
+                         sanitize_value(b.filename, 200), sanitize(b.rule, 80));
+        out.blocked_items = blocked;
         if (rt.tokens.enabled() && !msg.tokens.empty() && check_token(rt, msg, walk, job, out)) {
             std::vector<Verdict> trusted(items.size());
             for (std::size_t i = 0; i < items.size(); ++i) {
                 trusted[i].kind = VerdictKind::Clean;
                 out.parts_log += (out.parts_log.empty() ? "" : " ") + items[i].part_id + ":token";
             }
-            out.decision = decide(c, trusted);
-            out.decision.reason = "scan token verified";
+            out.decision = decide(c, trusted, {}, blocked);
+            if (blocked.empty()) out.decision.reason = "scan token verified";
             count_outcome(out.decision);
             return out;
         }
@@ -216,6 +254,11 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
             if (!item.scannable || !item.data) {
                 verdicts[i].kind = VerdictKind::Unscannable;
                 verdicts[i].reason = item.unscannable_reason.empty() ? "unscannable" : item.unscannable_reason;
+                continue;
+            }
+            if (scan_only_skips(c, item)) { // a weakening the administrator chose; never Clean
+                verdicts[i].kind = VerdictKind::Unscannable;
+                verdicts[i].reason = "not in ScanOnlyExtensions";
                 continue;
             }
             // The class (archive, document) picks a scanner whose self-test proved it scans such files.
@@ -236,9 +279,16 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
         for (std::size_t i = 0; i < items.size(); ++i) {
             const auto& item = items[i];
             const auto& v = verdicts[i];
-            spdlog::debug("{}: {}.{}: part={} file=\"{}\" type={} size={} verdict={}{}{}", msg.queue_id, job, i + 1,
-                          item.part_id, sanitize(item.filename, 120), sanitize(item.content_type, 80), item.size,
-                          to_string(v.kind), v.reason.empty() ? "" : " reason=", sanitize(v.reason, 160));
+            // LogScanned: every part at info with all, else infected ones (the rest at debug).
+            const bool loud = v.kind == VerdictKind::Infected || c.log_scanned == "all";
+            std::string threats;
+            for (const auto& t : v.threats) threats += (threats.empty() ? "" : ",") + sanitize_value(t, 80);
+            spdlog::log(loud ? spdlog::level::info : spdlog::level::debug,
+                        "{}: {}.{}: part={} file=\"{}\" type={} size={} server={} verdict={}{}{}{}{}", msg.queue_id,
+                        job, i + 1, item.part_id, sanitize_value(item.filename, 120), sanitize(item.content_type, 80),
+                        item.size, v.server.empty() ? "-" : sanitize(v.server, 200), to_string(v.kind),
+                        threats.empty() ? "" : " threats=\"", threats, threats.empty() ? "" : "\"",
+                        v.reason.empty() ? "" : " reason=\"" + sanitize_value(v.reason, 160) + "\"");
             if (!out.parts_log.empty()) out.parts_log += ' ';
             out.parts_log += part_label(item, v);
             if (v.kind == VerdictKind::Infected && out.infected_items.size() < 256)
@@ -249,7 +299,7 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
                     out.scanners += (out.scanners.empty() ? "" : ", ") + who;
             }
         }
-        out.decision = decide(c, verdicts, walk.ambiguous() ? walk.ambiguity() : std::string());
+        out.decision = decide(c, verdicts, walk.ambiguous() ? walk.ambiguity() : std::string(), blocked);
         if (std::string token = sign_token(rt, walk, verdicts, out.decision); !token.empty()) {
             out.new_token = fold_token(token);
             out.strip_tokens = true; // an older token, if any, never stays beside ours

@@ -20,9 +20,12 @@ namespace icapm {
 namespace {
 
 // due - does QuarantineCopy cover a message of this status?
+// A skipped message was never spooled (callbacks.cpp): nothing to keep.
+// A blocked one is a finding like an infected one.
 bool due(const std::string& copy, MessageStatus s) {
+    if (s == MessageStatus::Skipped) return false;
     if (copy == "all") return true;
-    if (copy == "infected") return s == MessageStatus::Infected;
+    if (copy == "infected") return s == MessageStatus::Infected || s == MessageStatus::Blocked;
     if (copy == "unscannable") return s != MessageStatus::Clean;
     return false;
 }
@@ -49,6 +52,7 @@ bool release_claimed(const Runtime& rt, const MessageContext& msg) {
 std::string keep_copy(const Runtime& rt, const MessageContext& msg, const Outcome& out, Action action,
                       const std::string& client) {
     if (!rt.quarantine || !due(rt.config->quarantine_copy, out.decision.status)) return {};
+    if (msg.too_big) return {}; // spooled only up to MaxMessageSize: no copy of a part of it
     QuarantineEntry meta;
     meta.queue_id = msg.queue_id;
     meta.job_id = "Job-" + std::to_string(msg.job);

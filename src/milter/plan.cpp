@@ -34,6 +34,12 @@ TemplateFields template_fields(const PlanInput& in) {
     TemplateFields f;
     f.viruses = d.threats;
     f.files = infected_files(*in.outcome);
+    if (d.status == MessageStatus::Blocked) { // the banned files, and the rule for {viruses}
+        for (const auto& b : in.outcome->blocked_items)
+            if (f.files.size() < 16) f.files.push_back(b.filename.empty() ? "part " + b.part_id : b.filename);
+        if (f.viruses.empty() && !in.outcome->blocked_items.empty())
+            f.viruses = {"a blocked file type (" + in.outcome->blocked_items.front().rule + ")"};
+    }
     f.sender = in.sender;
     f.recipients = in.rcpts;
     f.queue_id = in.queue_id;

@@ -560,6 +560,9 @@ ScanItem Walker::describe(GMimeObject* o, const std::string& id, const std::stri
     ScanItem it;
     it.part_id = id;
     it.filename = filename(o);
+    // A client may show either name; BlockedExtensions checks both.
+    if (std::string n = str(g_mime_object_get_content_type_parameter(o, "name")); n != it.filename)
+        it.type_name = n.substr(0, 1024);
     it.content_type = type;
     it.transfer_encoding = transfer_encoding(o);
     it.disposition = disposition(o);

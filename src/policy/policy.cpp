@@ -8,7 +8,8 @@
 //   part is never accepted because another was clean. Hold, redirect and
 //   notify rank above tempfail: none lets the recipients see the
 //   message's content; clean ranks below it, since it delivers the parts
-//   that are not infected, a failed one too. The status ranks Infected, then Ambiguous (a
+//   that are not infected, a failed one too. The status ranks Infected, then Blocked
+//   (a banned name or type is a finding, like a virus), then Ambiguous (a
 //   property of the whole message, whatever its parts), then Unscanned.
 // DIAGNOSTICS
 //   None: pure function of its inputs.
@@ -60,6 +61,8 @@ const char* to_string(MessageStatus s) noexcept {
     case MessageStatus::Infected: return "Infected";
     case MessageStatus::Unscanned: return "Unscanned";
     case MessageStatus::Ambiguous: return "Ambiguous";
+    case MessageStatus::Blocked: return "Blocked";
+    case MessageStatus::Skipped: return "Skipped";
     }
     return "Unscanned";
 }
@@ -104,8 +107,18 @@ Decision fail_decision(const Config& config, std::string reason) {
     return d;
 }
 
+// skip_decision - accepted unscanned: the status says so.
+Decision skip_decision(std::string why) {
+    Decision d;
+    d.action = Action::Accept;
+    d.status = MessageStatus::Skipped;
+    d.reason = std::move(why);
+    return d;
+}
+
 // decide - strictest action among the categories present.
-Decision decide(const Config& config, const std::vector<Verdict>& verdicts, std::string_view ambiguity) {
+Decision decide(const Config& config, const std::vector<Verdict>& verdicts, std::string_view ambiguity,
+                const std::vector<BlockedPart>& blocked) {
     bool infected = false, failed = false, unscannable = false;
     std::string fail_reason, unscannable_reason;
     Decision d;
@@ -142,6 +155,7 @@ Decision decide(const Config& config, const std::vector<Verdict>& verdicts, std:
     if (unscannable) propose(config.on_unscannable);
     const bool ambiguous = !ambiguity.empty();
     if (ambiguous) propose(config.on_ambiguous);
+    if (!blocked.empty()) propose(config.on_blocked);
 
     if (infected) {
         d.status = MessageStatus::Infected;
@@ -149,6 +163,15 @@ Decision decide(const Config& config, const std::vector<Verdict>& verdicts, std:
         for (const auto& t : d.threats) names += (names.empty() ? "" : ", ") + t;
         d.reason = "infected: " + names;
         set_reply(d, "Virus found: " + names, "Virus found: " + names + ", message deferred");
+    } else if (!blocked.empty()) {
+        const BlockedPart& b = blocked.front();
+        const std::string what = b.filename.empty() ? "part " + b.part_id : b.filename;
+        d.status = MessageStatus::Blocked;
+        d.reason = "blocked attachment name=\"" + what + "\" rule=" + b.rule;
+        std::string name = reply_text(what);
+        if (name.size() > 100) name.resize(100);
+        set_reply(d, "Blocked attachment: " + name + " (" + reply_safe(b.rule) + ")",
+                  "Blocked attachment: " + name + ", please try again later");
     } else if (ambiguous) {
         d.status = MessageStatus::Ambiguous;
         d.reason = "ambiguous MIME: " + std::string(ambiguity);

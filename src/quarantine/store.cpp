@@ -341,7 +341,8 @@ std::vector<std::string> strings_from(const nlohmann::json& j, const char* key) 
 
 // parse_status - the inverse of to_string(MessageStatus); never Clean by default.
 MessageStatus parse_status(std::string_view s) {
-    for (auto st : {MessageStatus::Clean, MessageStatus::Infected, MessageStatus::Unscanned, MessageStatus::Ambiguous})
+    for (auto st : {MessageStatus::Clean, MessageStatus::Infected, MessageStatus::Unscanned, MessageStatus::Ambiguous,
+                    MessageStatus::Blocked, MessageStatus::Skipped})
         if (s == to_string(st)) return st;
     return MessageStatus::Unscanned;
 }

@@ -2,6 +2,8 @@
 //   counters.cpp - the statistics counters and their text form
 #include "icap-milter/stats/counters.hpp"
 
+#include "icap-milter/policy/bypass.hpp"
+
 #include <ctime>
 
 namespace icapm {
@@ -71,6 +73,11 @@ std::string Counters::render() const {
     line("Alerts.Sent", alerts_sent);
     line("Alerts.Failed", alerts_failed);
     line("Alerts.Dropped", alerts_dropped);
+    line("Blocked", blocked);
+    line("Skipped", skipped);
+    for (BypassRule r : {BypassRule::ClientNetworks, BypassRule::Authenticated, BypassRule::Senders,
+                         BypassRule::Recipients})
+        line(("Skipped." + std::string(to_string(r))).c_str(), skipped_by[static_cast<std::size_t>(r)]);
     for (Action a : {Action::Accept, Action::Reject, Action::Discard, Action::Tempfail, Action::Hold, Action::Redirect,
                      Action::Notify, Action::Clean})
         line(("Action." + std::string(to_string(a))).c_str(), actions[static_cast<std::size_t>(a)]);

@@ -279,6 +279,10 @@ TEST_CASE("alerts: the config keys parse lists and refuse bad ones") {
     REQUIRE(c);
     CHECK(c->alert_recipients == std::vector<std::string>{"a@example.com", "b@example.com", "c@example.com"});
     CHECK(c->alert_smtp_servers == std::vector<std::string>{"mx1.example.com", "10.0.0.2:2525"});
+    // An entry given twice counts once, as in every list key.
+    auto twice = parse_config_text(server + "AlertSmtpServer a:25,a:25\n", "t.conf", errors);
+    REQUIRE(twice);
+    CHECK(twice->alert_smtp_servers == std::vector<std::string>{"a:25"});
     // Defaults: no recipients (no alerts), the local MTA, IMail's load defaults.
     const Config d;
     CHECK(d.alert_recipients.empty());
@@ -286,7 +290,7 @@ TEST_CASE("alerts: the config keys parse lists and refuse bad ones") {
     CHECK(d.load_threshold == 100);
     CHECK(d.load_alert_interval == 5min);
     for (const char* bad : {"AlertSmtpServer \"\"", "AlertSmtpServer host:0", "AlertSmtpServer a,b,c,d,e",
-                            "AlertSmtpServer a:25,a:25", "AlertRecipients \"a@b, not-an-address\"",
+                            "AlertRecipients \"a@b, not-an-address\"",
                             "AlertRecipients <a@b>", "AlertInfection sometimes", "LoadThreshold 0",
                             "LoadAlertInterval 0s", "AlertRateLimit 0s", "DefinitionsMaxAge 10000h",
                             "AlertSender \"a b@c\""}) {

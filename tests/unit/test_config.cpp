@@ -71,7 +71,7 @@ TEST_CASE("config: schema table is well formed") {
         CHECK(s.get);
         CHECK(find_option(s.name) == &s);
     }
-    CHECK(schema().size() == 71);
+    CHECK(schema().size() == 81);
     CHECK(find_option("scanthreads") == nullptr);  // keys are case-sensitive
     CHECK(find_option("Nope") == nullptr);
 }
@@ -543,7 +543,18 @@ TEST_CASE("config: dump_config round-trips") {
             "LoadThreshold 500\n"
             "LoadAlertInterval 1m\n"
             "DefinitionsMaxAge 0s\n"
-            "MetricsListen [::1]:9375\n";
+            "MetricsListen [::1]:9375\n"
+            "LogScanned all\n"
+            "BlockedExtensions \"exe, scr\"\n"
+            "BlockedTypes application/x-msdownload\n"
+            "OnBlocked hold\n"
+            "ScanOnlyExtensions \"doc zip\"\n"
+            "MaxMessageSize 50M\n"
+            "SkipClientNetworks \"127.0.0.0/8 ::1/128\"\n"
+            "SkipAuthenticated yes\n"
+            "SkipSenders @example.org\n"
+            "SkipRecipients \"postmaster@example.org example.net\"\n";
+
         std::vector<ConfigError> errors;
         auto config = parse(text, errors);
         INFO(all_errors(errors));

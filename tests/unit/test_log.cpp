@@ -174,3 +174,10 @@ TEST_CASE("log: a reload that cannot reopen the same file keeps the open one") {
     // A different file that cannot be opened is still an error.
     CHECK_THROWS_AS(icapm::log_init("file:" + (moved / "x.log").string(), "info"), std::runtime_error);
 }
+
+TEST_CASE("log: sanitize_value keeps a quoted field closed") {
+    CHECK(icapm::sanitize_value("a\" action=accept x=\".exe") == "a\\x22 action=accept x=\\x22.exe");
+    CHECK(icapm::sanitize_value("r\xC3\xA9sum\xC3\xA9.exe") == "r\\xC3\\xA9sum\\xC3\\xA9.exe");
+    CHECK(icapm::sanitize("a\"b") == "a\"b"); // plain sanitize is unchanged
+    CHECK(icapm::sanitize_value(std::string(10, '"'), 9) == "\\x22\\x22...");
+}

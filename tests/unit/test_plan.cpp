@@ -193,3 +193,53 @@ TEST_CASE("plan: notify and clean replace the body and fix the top-level MIME fi
     ck.rebuilt = &r;
     CHECK(make_plan(ck).action == Action::Clean);
 }
+
+TEST_CASE("plan: a skipped message says Skipped, keeps no token, and forged headers still go") {
+    Config c;
+    Outcome o;
+    o.decision = skip_decision("skipped: SkipClientNetworks matched 127.0.0.0/8");
+    o.scanners = "not scanned: SkipClientNetworks";
+    o.strip_tokens = true;
+    PlanInput in = input(c, o);
+    in.strip = {{"x-virus-status", 1}, {"x-scan-token", 1}};
+    in.tokens_enabled = true;
+    Plan p = make_plan(in);
+    CHECK(p.action == Action::Accept);
+    CHECK(find(p, "X-Virus-Status", HeaderEdit::Op::Remove));
+    CHECK(find(p, "X-Scan-Token", HeaderEdit::Op::Remove));
+    CHECK(find(p, "X-Scan-Token", HeaderEdit::Op::Add) == nullptr);
+    const HeaderEdit* st = find(p, "X-Virus-Status", HeaderEdit::Op::Add);
+    REQUIRE(st);
+    CHECK(st->value == "Skipped");
+    const HeaderEdit* sc = find(p, "X-Virus-Scanned", HeaderEdit::Op::Add);
+    REQUIRE(sc);
+    CHECK(sc->value == "icap-milter 9.9 on mx1.example.net (not scanned: SkipClientNetworks)");
+    CHECK(find(p, "Subject", HeaderEdit::Op::Change) == nullptr);
+}
+
+TEST_CASE("plan: Blocked is rejected with its own reply, or delivered as Blocked; templates name the file") {
+    Config c;
+    Outcome o;
+    o.blocked_items = {{"2", "invoice.pdf.exe", "exe"}};
+    Verdict clean;
+    clean.kind = VerdictKind::Clean;
+    o.decision = decide(c, {clean}, {}, o.blocked_items);
+    REQUIRE(o.decision.status == MessageStatus::Blocked);
+    Plan p = make_plan(input(c, o));
+    CHECK(p.action == Action::Reject);
+    CHECK(p.rcode == "550");
+    CHECK(p.reply == "Blocked attachment: invoice.pdf.exe (exe)"); // not RejectText's "Virus found"
+
+    c.on_blocked = Action::Accept;
+    o.decision = decide(c, {clean}, {}, o.blocked_items);
+    p = make_plan(input(c, o));
+    CHECK(p.action == Action::Accept);
+    const HeaderEdit* st = find(p, "X-Virus-Status", HeaderEdit::Op::Add);
+    REQUIRE(st);
+    CHECK(st->value == "Blocked");
+
+    TemplateFields f = template_fields(input(c, o));
+    CHECK(f.files == std::vector<std::string>{"invoice.pdf.exe"});
+    CHECK(f.status == "Blocked");
+    CHECK(f.viruses == std::vector<std::string>{"a blocked file type (exe)"});
+}

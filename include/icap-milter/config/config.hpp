@@ -126,6 +126,18 @@ struct Config {
     std::string control_socket = paths::run_directory() + "/control"; // ControlSocket, "" = none
     unsigned control_socket_mode = 0660;    // ControlSocketMode (octal)
     std::string control_socket_group;       // ControlSocketGroup, empty = primary group of User
+    // Filters, bypass lists and per-part logging (issue 12 items 4-6;
+    // see FILTERS AND BYPASS in icap-milter.conf(5)).
+    std::string log_scanned = "infected";   // LogScanned: infected | all (info line per part)
+    std::vector<std::string> blocked_extensions; // BlockedExtensions, lower case, without the dot
+    std::vector<std::string> blocked_types; // BlockedTypes, "type/subtype" or "type/*", lower case
+    Action on_blocked = Action::Reject;     // OnBlocked: reject | tempfail | discard | accept | hold | redirect | notify | clean
+    std::vector<std::string> scan_only_extensions; // ScanOnlyExtensions, empty = scan every part
+    std::uint64_t max_message_size = 0;     // MaxMessageSize, 0 = no limit
+    std::vector<std::string> skip_client_networks; // SkipClientNetworks, CIDR text as validated
+    bool skip_authenticated = false;        // SkipAuthenticated ({auth_authen} set)
+    std::vector<std::string> skip_senders;  // SkipSenders, address patterns (lower case)
+    std::vector<std::string> skip_recipients; // SkipRecipients, address patterns (lower case)
 
     // operator== - field-wise; used by reload (did anything change?) and tests.
     bool operator==(const Config&) const = default;

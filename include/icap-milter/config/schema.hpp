@@ -16,7 +16,7 @@
 namespace icapm {
 
 // OptionType - how a value is spelled.
-enum class OptionType { String, Bool, Uint, Octal, Size, Duration, Enum, Uri };
+enum class OptionType { String, Bool, Uint, Octal, Size, Duration, Enum, Uri, List };
 
 // OptionSpec - one key: name, type, default, range, help, and accessors.
 struct OptionSpec {

@@ -32,4 +32,9 @@ bool log_set_level(const std::string& level);
 // characters (an ellipsis marks a cut).
 std::string sanitize(std::string_view text, std::size_t max_len = 256);
 
+// sanitize_value - sanitize() for a value inside a quoted key="value"
+// field: '"' is \x22 too, so a sender's file name cannot end the field
+// and forge others.
+std::string sanitize_value(std::string_view text, std::size_t max_len = 256);
+
 } // namespace icapm

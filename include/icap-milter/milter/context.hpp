@@ -8,6 +8,7 @@
 
 #include "icap-milter/milter/runtime.hpp"
 #include "icap-milter/mime/spool.hpp"
+#include "icap-milter/policy/bypass.hpp"
 
 #include <chrono>
 #include <map>
@@ -39,6 +40,15 @@ struct MessageContext {
     std::map<std::string, int> strip; // our header names (lower case) -> copies seen
     std::vector<std::string> tokens;  // values of the token headers (first kMaxTokenHeaders, each bounded)
     std::chrono::steady_clock::time_point started;
+    // Filters and bypass lists (policy/bypass.hpp): received counts the
+    // bytes the MTA sent; too_big: past MaxMessageSize (spooling stopped).
+    // bypass: decided once at the first header (every recipient is known
+    // by then); a skipped message is not spooled at all.
+    std::uint64_t received = 0;
+    bool too_big = false;
+    std::string auth_authen;       // {auth_authen} at MAIL FROM (bounded), "" = none
+    bool bypass_checked = false;
+    std::optional<BypassMatch> bypass;
 };
 
 // ConnectionContext - one SMTP session.
@@ -46,6 +56,7 @@ struct ConnectionContext {
     std::shared_ptr<const Runtime> runtime;
     std::string client;            // sanitised "name [addr]"
     bool leading_space = false;    // MTA keeps the space after "Name:" in values
+    std::optional<IpAddress> client_ip; // SkipClientNetworks; none for unix or unknown clients
     std::unique_ptr<MessageContext> message;
 };
 

@@ -24,6 +24,7 @@ struct Outcome {
         std::vector<std::string> threats;
     };
     std::vector<InfectedItem> infected_items;
+    std::vector<BlockedPart> blocked_items; // BlockedExtensions / BlockedTypes matches
     // Scan token: strip_tokens - remove every incoming token header (it
     // failed, or a new one replaces it); new_token - the folded value of
     // the token header to add ("" = none); token_log - "token=..." for
@@ -41,6 +42,10 @@ std::vector<std::string> infected_files(const Outcome& out);
 // infection_alert - what the infection alert tells of this message: queue
 // id, envelope, virus names, infected files, the action taken and the client.
 InfectionAlert infection_alert(const MessageContext& msg, const Outcome& out, Action action, const std::string& client);
+
+// skipped_outcome - the outcome of a message msg.bypass let through
+// unscanned (X-Virus-Status: Skipped), counted.
+Outcome skipped_outcome(const MessageContext& msg);
 
 // walk_limits - the walker limits the config asks for; decoded parts are
 // charged to budget (the runtime's SpoolMemoryTotal) when one is given.

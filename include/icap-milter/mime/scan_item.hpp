@@ -18,6 +18,7 @@ struct ScanItem {
     std::string part_id;            // MIME path, "1", "2.1", ... ("0" = whole message fallback,
                                     // "2.preamble", "1.u1": see walk_message)
     std::string filename;           // from Content-Disposition / Content-Type name; may be empty
+    std::string type_name;          // the Content-Type name when it differs from filename (filters)
     std::string content_type;       // "type/subtype", lower case
     std::string transfer_encoding;  // "base64", "quoted-printable", "7bit", ... lower case
     std::string disposition;        // "attachment", "inline" or ""

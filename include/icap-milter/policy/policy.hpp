@@ -18,10 +18,13 @@ namespace icapm {
 // MessageStatus - the X-Virus-Status of a message. Clean is the claim
 // that every reading of every part was scanned by a scanner known to
 // scan. Ambiguous: readers may take the MIME apart in ways that could
-// not all be scanned.
-enum class MessageStatus { Clean, Infected, Unscanned, Ambiguous };
+// not all be scanned. Blocked: a part's name or type is banned
+// (BlockedExtensions, BlockedTypes). Skipped: a bypass rule let the
+// message through without scanning (never Clean).
+enum class MessageStatus { Clean, Infected, Unscanned, Ambiguous, Blocked, Skipped };
 
-// to_string - "Clean", "Infected", "Unscanned", "Ambiguous" (headers, logs).
+// to_string - "Clean", "Infected", "Unscanned", "Ambiguous", "Blocked",
+// "Skipped" (headers, logs).
 const char* to_string(MessageStatus s) noexcept;
 
 // Decision - what to do with one message.
@@ -35,9 +38,22 @@ struct Decision {
     std::string reason;        // why (for the log)
 };
 
+// BlockedPart - a part banned by name or type.
+struct BlockedPart {
+    std::string part_id;
+    std::string filename;   // "" when only its type was banned
+    std::string rule;       // "exe", "application/x-msdownload"
+};
+
 // decide - the action for a message whose items got these verdicts;
-// ambiguity, when not empty, says why its MIME fails closed.
-Decision decide(const Config& config, const std::vector<Verdict>& verdicts, std::string_view ambiguity = {});
+// ambiguity, when not empty, says why its MIME fails closed; blocked
+// lists the banned parts (Blocked, OnBlocked, unless a virus was found).
+Decision decide(const Config& config, const std::vector<Verdict>& verdicts, std::string_view ambiguity = {},
+                const std::vector<BlockedPart>& blocked = {});
+
+// skip_decision - accept without scanning, for a bypass rule; why is
+// the rule and what it matched, for the log.
+Decision skip_decision(std::string why);
 
 // fail_decision - the OnFail outcome for an error outside scanning
 // (spool, parse, queue full ...), with the reason for the log.

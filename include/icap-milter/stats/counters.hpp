@@ -57,6 +57,12 @@ public:
     std::atomic<std::uint64_t> alerts_dropped{0}; // alert events dropped: the alert queue was full
     // Messages per final action (Action.accept, Action.reject, ...), indexed by Action.
     std::array<std::atomic<std::uint64_t>, 8> actions{};
+    // Filters and bypass lists (issue 12): Blocked messages (a banned
+    // name or type), Skipped messages, and Skipped per rule, indexed by
+    // BypassRule (Skipped.SkipClientNetworks, ...).
+    std::atomic<std::uint64_t> blocked{0};
+    std::atomic<std::uint64_t> skipped{0};
+    std::array<std::atomic<std::uint64_t>, 4> skipped_by{};
 
     // count_action - one more message that got action a.
     void count_action(Action a) noexcept;
