@@ -2,12 +2,14 @@
 //   collect.cpp - Counters and the scanner pool as Prometheus families
 // SUMMARY
 //   Names follow Prometheus practice: icap_milter_ prefix, _total for
-//   counters, _seconds and _timestamp_seconds for times. Each counter of
-//   Counters::render() has a family; the seed's name is in the help text.
+//   counters, _seconds and _timestamp_seconds for times. Every counter of
+//   counter_table() (the list render() prints) has a family; the seed's
+//   name is in the help text.
 //   Label values from the network (ISTags) are cut to printable ASCII
 //   and 64 characters.
 #include "icap-milter/stats/collect.hpp"
 
+#include "icap-milter/policy/bypass.hpp"
 #include "icap-milter/scan/scanner.hpp"
 
 #include <array>
@@ -58,51 +60,20 @@ std::string label_text(const std::string& s) {
     return out;
 }
 
-// SimpleCounter - a Counters field and how it is exported.
-struct SimpleCounter {
-    const char* name;
-    const char* help;
-    const std::atomic<std::uint64_t> Counters::*field;
-};
-
-// kSimple - the plain counters, in render() order.
-const std::array<SimpleCounter, 19> kSimple{{
-    {"icap_milter_examined_total", "Messages examined at end of message (Examined).", &Counters::examined},
-    {"icap_milter_sent_to_scanner_total", "Parts handed to the scan workers (SentToScanner).",
-     &Counters::sent_to_scanner},
-    {"icap_milter_scanned_total", "Parts that got a verdict (Scanned).", &Counters::scanned},
-    {"icap_milter_infected_total", "Messages with an infected part (Infected).", &Counters::infected},
-    {"icap_milter_virus_free_total", "Messages found clean (VirusFree).", &Counters::virus_free},
-    {"icap_milter_unscanned_total", "Messages with unscannable or failed parts (Unscanned).", &Counters::unscanned},
-    {"icap_milter_ambiguous_mime_total", "Messages whose MIME failed closed (AmbiguousMime).",
-     &Counters::ambiguous_mime},
-    {"icap_milter_tokens_signed_total", "Scan tokens signed here (Token.Self).", &Counters::token_self},
-    {"icap_milter_tokens_trusted_total", "Scan tokens verified, scan skipped (Token.TrustedServer).",
-     &Counters::token_trusted},
-    {"icap_milter_scan_retries_total", "Part exchanges tried again after a failure (ScanRetries).",
-     &Counters::scan_retries},
-    {"icap_milter_queue_full_total", "Messages that found the scan queue full (QueueFull).", &Counters::queue_full},
-    {"icap_milter_message_scan_timeouts_total", "Messages cut off by MessageScanTimeout (MessageScanTimeouts).",
-     &Counters::scan_deadline},
-    {"icap_milter_self_tests_total", "Scanner self-tests completed (SelfTests).", &Counters::self_tests},
-    {"icap_milter_parts_not_trusted_total", "Parts no scanner was trusted with (PartsNotTrusted).",
-     &Counters::not_trusted},
-    {"icap_milter_quarantine_stored_total", "Copies written to QuarantineDirectory (Quarantine.Stored).",
-     &Counters::quarantine_stored},
-    {"icap_milter_quarantine_stored_bytes_total", "Bytes of those copies (Quarantine.Bytes).",
-     &Counters::quarantine_bytes},
-    {"icap_milter_quarantine_released_total", "Quarantined copies released (Quarantine.Released).",
-     &Counters::quarantine_released},
-    {"icap_milter_quarantine_expired_total", "Quarantined copies removed by retention or size (Quarantine.Expired).",
-     &Counters::quarantine_expired},
-    {"icap_milter_quarantine_errors_total", "Quarantine copies that could not be written (Quarantine.Errors).",
-     &Counters::quarantine_errors},
-}};
-
-// counter_families - kSimple, the actions and the token rejections.
+// counter_families - counter_table(), the actions, the bypass rules and
+// the token rejections.
 void counter_families(const Counters& k, std::vector<MetricFamily>& out) {
-    for (const auto& c : kSimple)
-        out.push_back(one(c.name, c.help, MetricType::Counter, static_cast<double>((k.*c.field).load())));
+    for (const CounterInfo& c : counter_table())
+        if (*c.metric) out.push_back(one(c.metric, c.help, MetricType::Counter, static_cast<double>((k.*c.field).load())));
+
+    MetricFamily skipped = family("icap_milter_skipped_by_rule_total",
+                                  "Messages let through unscanned, per bypass rule (Skipped.*).", MetricType::Counter);
+    for (BypassRule r : {BypassRule::ClientNetworks, BypassRule::Authenticated, BypassRule::Senders,
+                         BypassRule::Recipients})
+        skipped.metric.push_back(sample(MetricType::Counter,
+                                        static_cast<double>(k.skipped_by[static_cast<std::size_t>(r)].load()),
+                                        {{"rule", to_string(r)}}));
+    out.push_back(std::move(skipped));
 
     MetricFamily actions = family("icap_milter_actions_total", "Messages per final action (Action.*).",
                                   MetricType::Counter);

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <span>
 #include <string>
 
 namespace icapm {
@@ -83,6 +84,20 @@ private:
     std::map<std::string, std::uint64_t> rejected_reasons_;
     ScannerHealth health_;
 };
+
+// CounterInfo - one plain counter: its name in render() and
+// icap-milterctl stats (the seed's name), its Prometheus family (empty:
+// exported as a labelled family of its own) and what it counts. The one
+// list both render() and the metrics read, so neither can miss one.
+struct CounterInfo {
+    const char* name;
+    const char* metric;
+    const char* help;
+    std::atomic<std::uint64_t> Counters::*field;
+};
+
+// counter_table - every plain counter, in render() order.
+std::span<const CounterInfo> counter_table() noexcept;
 
 // counters - the process's counters.
 Counters& counters();
