@@ -116,7 +116,9 @@ unset ASAN_OPTIONS UBSAN_OPTIONS
 # 3. TSan: the tests with threads in the scan path - job queue, pool,
 # scanner (retries, Max-Connections), the scanner self-test (canaries,
 # publisher and waiters), ICAP sessions plain and TLS, the vendor replay
-# through the Scanner, and concurrent spool readers.
+# through the Scanner, concurrent spool readers and the spools' shared
+# memory budget, the control socket's server (its poll thread, command
+# threads and the in-flight registry) and the alert mail's SMTP client.
 # Not run under TSan: "mime walker: messages walked concurrently on
 # several threads" - GMime and GLib are not instrumented, so TSan cannot
 # see GLib's own atomics and reports races inside g_slice_alloc0 and
@@ -124,7 +126,7 @@ unset ASAN_OPTIONS UBSAN_OPTIONS
 echo "== scanner, pool, session and queue tests under TSan"
 export TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1
 sanitized_unit_tests tsan "$top/build-tsan" "-fsanitize=thread -fno-omit-frame-pointer" \
-    '-tc=job queue:*,pool:*,scanner:*,scanner tls:*,self-test:*,session:*,session tls:*,vendor replay:*,spool: several readers at once*'
+    '-tc=job queue:*,pool:*,scanner:*,scanner tls:*,self-test:*,session:*,session tls:*,vendor replay:*,spool: several readers at once*,memory budget:*,control:*,smtp:*'
 t_pass=$s_pass t_fail=$s_fail
 unset TSAN_OPTIONS
 
