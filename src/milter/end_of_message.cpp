@@ -201,7 +201,8 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
     const std::string job = "Job-" + std::to_string(msg.job);
     try {
         if (msg.spool_failed) {
-            spdlog::error("{}: {}: message not spooled: {}", msg.queue_id, job, msg.spool_error);
+            spdlog::error("{}: {}: message not spooled: error=\"{}\"", msg.queue_id, job,
+                          sanitize_value(msg.spool_error, 300));
             out.decision = fail_decision(c, "spool: " + msg.spool_error);
             count_outcome(out.decision);
             return out;
@@ -219,13 +220,13 @@ Outcome process_message(const Runtime& rt, MessageContext& msg, const std::funct
         }
         WalkResult walk = walk_message(msg.spool, walk_limits(c, rt.spool_budget));
         if (walk.limit_hit)
-            spdlog::warn("{}: {}: MIME limit reached ({}); the whole raw message is scanned as part 0", msg.queue_id,
-                         job, sanitize(walk.limit_reason));
+            spdlog::warn("{}: {}: MIME limit reached: limit=\"{}\" (the whole raw message is scanned as part 0)",
+                         msg.queue_id, job, sanitize_value(walk.limit_reason));
         for (const auto& a : walk.ambiguities)
-            spdlog::info("{}: {}: ambiguous MIME: {}", msg.queue_id, job, sanitize(a, 300));
+            spdlog::info("{}: {}: ambiguous MIME: reading=\"{}\"", msg.queue_id, job, sanitize_value(a, 300));
         for (const auto& a : walk.suspects)
-            spdlog::info("{}: {}: MIME readers may differ (the whole-message view covers it): {}", msg.queue_id, job,
-                         sanitize(a, 300));
+            spdlog::info("{}: {}: MIME readers may differ: reading=\"{}\" (the whole-message view covers it)",
+                         msg.queue_id, job, sanitize_value(a, 300));
         for (const auto& w : walk.warnings) spdlog::debug("{}: {}: MIME: {}", msg.queue_id, job, sanitize(w));
 
         const auto& items = walk.items;

@@ -11,14 +11,16 @@
 //   parts its result trusts it with, and waits while a server's first
 //   test is still running.
 // DIAGNOSTICS
-//   "scanner X is down after N consecutive failures", "scanner X is up"
-//   and certificate expiry notes are warnings; "virus definitions
-//   updated: old → new" is info. Nothing here throws for server trouble.
+//   "scanner X is down: server= failures= last_error= probe_ms=",
+//   "scanner X is up again: server= down_s=" and certificate warnings
+//   are warnings; "virus definitions updated: server= old= new=" is
+//   info. Nothing here throws for server trouble.
 //   A server missing plain EICAR is logged at error level, other misses
 //   as a warning with the c-icap fix, a passed test at info level.
 #include "icap-milter/common/date_text.hpp"
 #include "icap-milter/scan/pool.hpp"
 
+#include "icap-milter/log/log.hpp"
 #include "icap-milter/stats/counters.hpp"
 
 #include <fmt/format.h>
@@ -300,7 +302,7 @@ void ServerPool::report_success(std::size_t server, const std::string& istag, st
         s.last_error.clear();
         if (s.state != ServerState::Up) {
             if (s.state == ServerState::Down)
-                spdlog::warn("scanner {} is up again after {}s down", s.name, seconds_since(s.down_since));
+                spdlog::warn("scanner {} is up again: server={} down_s={}", s.name, s.name, seconds_since(s.down_since));
             s.state = ServerState::Up;
             changed = true;
         }
@@ -326,8 +328,8 @@ void ServerPool::report_failure(std::size_t server, const std::string& reason) {
             s.open -= std::min<unsigned>(s.open, static_cast<unsigned>(doomed.size()));
             s.shared->invalidate_options();
             tripped = true;
-            spdlog::warn("scanner {} is down after {} consecutive failures (last: {}); probing every {}ms",
-                         s.name, s.failures, reason, settings_.probe_interval.count());
+            spdlog::warn("scanner {} is down: server={} failures={} last_error=\"{}\" probe_ms={}", s.name, s.name,
+                         s.failures, sanitize_value(reason, 300), settings_.probe_interval.count());
         }
     }
     if (tripped) {
@@ -394,7 +396,9 @@ bool ServerPool::probe(std::size_t server) {
         std::lock_guard lock(mutex_);
         s.server_max = opts->max_connections;
         if (warning != s.tls_warning) {
-            if (!warning.empty()) spdlog::warn("scanner {}: {}", s.name, warning);
+            if (!warning.empty())
+                spdlog::warn("scanner {}: certificate warning: server={} warning=\"{}\"", s.name, s.name,
+                             sanitize_value(warning, 300));
             s.tls_warning = warning;
         }
     }
@@ -486,12 +490,12 @@ void ServerPool::note_signature(std::size_t server, const std::string& istag, co
             test_due_.notify_all();
         }
         if (!old.empty() && old != istag) {
-            spdlog::info("scanner {}: virus definitions updated: \"{}\" → \"{}\"{}{}", s.name, old, istag,
-                         s.version.empty() ? "" : " version=", s.version);
+            spdlog::info("scanner {}: virus definitions updated: server={} old=\"{}\" new=\"{}\" version=\"{}\"", s.name,
+                         s.name, sanitize_value(old, 200), sanitize_value(istag, 200), sanitize_value(s.version, 200));
             last_signature_update_ = static_cast<std::int64_t>(std::time(nullptr));
         } else if (old.empty()) {
-            spdlog::info("scanner {}: virus definition signature \"{}\"{}{}", s.name, istag,
-                         s.version.empty() ? "" : " version=", s.version);
+            spdlog::info("scanner {}: virus definition signature: server={} istag=\"{}\" version=\"{}\"", s.name,
+                         s.name, sanitize_value(istag, 200), sanitize_value(s.version, 200));
         }
         last_signature_ = istag;
         last_signature_info_ = s.version;
@@ -603,8 +607,9 @@ void ServerPool::record_self_test(std::size_t server, SelfTestResult r, bool ful
             s.test_error = r.error;
             s.next_test = SteadyClock::now() + again;
             (full ? s.full_due : s.small_due) = true;
-            spdlog::warn("scanner {} self-test not done: {}; {}retrying in {}ms", s.name, r.error,
-                         s.test ? "" : "it gets no mail until a test is done; ", again.count());
+            spdlog::warn("scanner {} self-test not done: server={} error=\"{}\" retry_ms={}{}", s.name, s.name,
+                         sanitize_value(r.error, 300), again.count(),
+                         s.test ? "" : " (it gets no mail until a test is done)");
         } else {
             s.test_failures = 0;
             if (!full && s.test) keep_large(r, *s.test);

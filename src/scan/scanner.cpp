@@ -306,7 +306,7 @@ std::vector<Verdict> Scanner::scan(std::vector<ScanTask> tasks, const std::funct
     const std::string first_job = tasks.front().job_id; // "QUEUEID: Job-N.1", for the log
     if (!impl_->pool->any_up()) {
         // The circuit breaker is open everywhere: answer now, not after a timeout.
-        spdlog::warn("{}: no scanner is up; {} item(s) not scanned", first_job, n);
+        spdlog::warn("{}: no scanner is up; items={} not scanned", first_job, n);
         return std::vector<Verdict>(n, error_verdict("no scanner is up"));
     }
     auto batch = std::make_shared<Batch>();
@@ -329,15 +329,15 @@ std::vector<Verdict> Scanner::scan(std::vector<ScanTask> tasks, const std::funct
             if (!warned_full) {
                 warned_full = true;
                 ++counters().queue_full;
-                spdlog::warn("{}: scan queue full ({} item(s) waiting, MaxQueueLength {}, ScanThreads {}); "
-                             "waiting up to MessageScanTimeout {}s",
+                spdlog::warn("{}: scan queue full: waiting={} MaxQueueLength={} ScanThreads={} "
+                             "wait_up_to_s={} (MessageScanTimeout)",
                              first_job, impl_->queue.size(), c.max_queue_length, c.scan_threads, timeout_s);
             }
             progress();
         }
         if (!queued) {
             ++counters().scan_deadline;
-            spdlog::warn("{}: scan queue stayed full until MessageScanTimeout ({}s); {} item(s) not queued",
+            spdlog::warn("{}: scan queue stayed full until MessageScanTimeout: timeout_s={} not_queued={}",
                          first_job, timeout_s, n - i);
             std::lock_guard lock(batch->mutex);
             for (std::size_t j = i; j < n; ++j) {
@@ -355,7 +355,7 @@ std::vector<Verdict> Scanner::scan(std::vector<ScanTask> tasks, const std::funct
         if (batch->done.wait_until(lock, slice, [&] { return batch->remaining == 0; })) break;
         if (SteadyClock::now() >= deadline) {
             ++counters().scan_deadline;
-            spdlog::warn("{}: MessageScanTimeout ({}s) passed with {} item(s) outstanding", first_job,
+            spdlog::warn("{}: MessageScanTimeout passed: timeout_s={} outstanding={}", first_job,
                          timeout_s, batch->remaining);
             for (std::size_t j = 0; j < n; ++j)
                 if (!batch->filled[j]) batch->results[j] = error_verdict("timed out (MessageScanTimeout)");
