@@ -7,6 +7,7 @@
 //   None.
 #include "icap-milter/stats/alert_policy.hpp"
 
+#include "icap-milter/common/date_text.hpp"
 #include "icap-milter/log/log.hpp"
 
 #include <fmt/format.h>
@@ -67,12 +68,7 @@ const char* to_string(AlertKind k) noexcept {
 
 // alert_time_text - UTC, readable, for mail bodies and digests.
 std::string alert_time_text(std::int64_t unix_time) {
-    std::time_t tt = static_cast<std::time_t>(unix_time);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[40];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    return buf;
+    return utc_text(static_cast<std::time_t>(unix_time), "%Y-%m-%d %H:%M:%S UTC");
 }
 
 // interval - start and stop are never held; load has its own interval.

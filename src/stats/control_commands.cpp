@@ -8,6 +8,8 @@
 //   loglevel logs "control: log level set to X" at notice (info) level.
 #include "icap-milter/stats/control_commands.hpp"
 
+#include "icap-milter/common/date_text.hpp"
+
 #include "icap-milter/log/log.hpp"
 #include "icap-milter/milter/runtime.hpp"
 
@@ -22,16 +24,6 @@ namespace icapm {
 
 namespace {
 
-// utc_text - "2026-11-22T06:38:34Z", or "never" for 0.
-std::string utc_text(std::int64_t t) {
-    if (t == 0) return "never";
-    std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 // or_unknown - text, or "unknown" when empty.
 std::string or_unknown(const std::string& s) { return s.empty() ? std::string("unknown") : s; }
@@ -113,10 +105,10 @@ std::string render_health(const HealthView& h, bool json) {
     if (json) {
         nlohmann::json j;
         j["Health"] = h.overall;
-        j["LastHealthCheck"] = utc_text(h.pool.last_health_check);
+        j["LastHealthCheck"] = iso_time_text(h.pool.last_health_check);
         j["LastVirusDefinitionSignature"] = h.pool.last_signature;
         j["LastVirusDefinitionVersion"] = h.pool.last_signature_info;
-        j["LastVirusSignatureUpdate"] = utc_text(h.pool.last_signature_update);
+        j["LastVirusSignatureUpdate"] = iso_time_text(h.pool.last_signature_update);
         j["ScannerSelfTest"] = h.pool.self_test;
         j["InScannerQueue"] = h.in_queue;
         j["InFlight"] = h.in_flight;
@@ -126,10 +118,10 @@ std::string render_health(const HealthView& h, bool json) {
             o["Name"] = s.name;
             o["State"] = state_word(s);
             o["Health"] = to_string(s.health);
-            o["LastCheck"] = utc_text(s.last_check);
+            o["LastCheck"] = iso_time_text(s.last_check);
             o["ISTag"] = s.istag;
             o["Version"] = s.version_info;
-            o["DefinitionsSince"] = utc_text(s.last_definition_update);
+            o["DefinitionsSince"] = iso_time_text(s.last_definition_update);
             o["SelfTest"] = s.self_test;
             o["GetsMail"] = s.gets_mail;
             o["SelfTestMisses"] = s.misses;
@@ -149,19 +141,19 @@ std::string render_health(const HealthView& h, bool json) {
     }
     std::string out;
     out += "Health: " + h.overall + "\n";
-    out += "LastHealthCheck: " + utc_text(h.pool.last_health_check) + "\n";
+    out += "LastHealthCheck: " + iso_time_text(h.pool.last_health_check) + "\n";
     out += "LastVirusDefinitionSignature: " + or_unknown(h.pool.last_signature);
     if (!h.pool.last_signature_info.empty()) out += " (" + h.pool.last_signature_info + ")";
-    out += "\nLastVirusSignatureUpdate: " + utc_text(h.pool.last_signature_update) + "\n";
+    out += "\nLastVirusSignatureUpdate: " + iso_time_text(h.pool.last_signature_update) + "\n";
     out += "InScannerQueue: " + std::to_string(h.in_queue) + "\n";
     out += "InFlight: " + std::to_string(h.in_flight) + "\n";
     out += "Scanners: " + std::to_string(h.servers.size()) + "\n";
     for (const auto& s : h.servers) {
         out += "Scanner: " + s.name + "\n";
         out += fmt::format("  State: {} ({})\n", state_word(s), to_string(s.health));
-        out += "  LastCheck: " + utc_text(s.last_check) + "\n";
+        out += "  LastCheck: " + iso_time_text(s.last_check) + "\n";
         out += "  ISTag: " + or_unknown(s.istag) + (s.version_info.empty() ? "" : " (" + s.version_info + ")") + "\n";
-        out += "  DefinitionsSince: " + utc_text(s.last_definition_update) + "\n";
+        out += "  DefinitionsSince: " + iso_time_text(s.last_definition_update) + "\n";
         out += "  SelfTest: " + s.self_test + (s.gets_mail ? "" : " (gets no mail)") + "\n";
         if (!s.misses.empty()) out += fmt::format("  SelfTestMisses: {}\n", fmt::join(s.misses, ", "));
         if (!s.fix.empty()) out += "  SelfTestFix: " + s.fix + "\n";

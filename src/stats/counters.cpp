@@ -2,6 +2,8 @@
 //   counters.cpp - the statistics counters and their text form
 #include "icap-milter/stats/counters.hpp"
 
+#include "icap-milter/common/date_text.hpp"
+
 #include "icap-milter/policy/bypass.hpp"
 
 #include <ctime>
@@ -27,18 +29,6 @@ ScannerHealth Counters::scanner_health() const {
     return health_;
 }
 
-namespace {
-// utc_text - "2026-11-22T06:38:34Z", or "never" for 0.
-std::string utc_text(std::int64_t t) {
-    if (t == 0) return "never";
-    std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-} // namespace
 
 // count_action - one more message that got action a.
 void Counters::count_action(Action a) noexcept {
@@ -112,11 +102,11 @@ std::string Counters::render() const {
     std::lock_guard lock(mutex_);
     for (const auto& [reason, n] : rejected_reasons_) out += "Token.Rejected." + reason + ": " + std::to_string(n) + "\n";
     out += "Health: " + health_.status + "\n";
-    out += "LastHealthCheck: " + utc_text(health_.last_health_check) + "\n";
+    out += "LastHealthCheck: " + iso_time_text(health_.last_health_check) + "\n";
     out += "LastVirusDefinitionSignature: " + (health_.last_signature.empty() ? "unknown" : health_.last_signature);
     if (!health_.last_signature_info.empty()) out += " (" + health_.last_signature_info + ")";
     out += "\n";
-    out += "LastVirusSignatureUpdate: " + utc_text(health_.last_signature_update) + "\n";
+    out += "LastVirusSignatureUpdate: " + iso_time_text(health_.last_signature_update) + "\n";
     out += "ScannerSelfTest: " + health_.self_test + "\n";
     return out;
 }
